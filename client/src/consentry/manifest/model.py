@@ -1,0 +1,256 @@
+"""The manifest as Python values: an application's allow-list.
+
+A :class:`Manifest` says what an application may collect, level by level, where each level is sent and what
+the user is told. The same object drives the client (nothing outside it is recorded), the consent screen,
+the server (anything outside it is rejected) and the public transparency page.
+
+The consent version is derived from what the manifest collects and where it sends it, never from its wording:
+adding an event or a system field changes it, rewording a description does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "NONE_LEVEL",
+    "CommandSpec",
+    "EventSpec",
+    "Level",
+    "Manifest",
+    "PluginManifest",
+    "PluginPolicy",
+]
+
+NONE_LEVEL = "none"
+FEATURES = ("activity", "exceptions", "plugins", "data")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One rung of the ladder. Levels are cumulative: consenting to a level consents to those below it."""
+
+    name: str
+    rank: int
+    description: str
+    endpoint: str | None = None
+    system: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    activity: bool = False
+    exceptions: bool = False
+    plugins: bool = False
+    data: bool = False
+
+    @property
+    def host(self) -> str | None:
+        """The host name of this level's endpoint: what an administrator blocks to block this level."""
+        return urllib.parse.urlsplit(self.endpoint).hostname if self.endpoint else None
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An event the application may count."""
+
+    name: str
+    level: str
+    purpose: str
+    component: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command whose runs are recorded as spans.
+
+    ``params`` maps each parameter that may be reported to its allowed values. A parameter with allowed values
+    is reported with its value when the value is allowed (otherwise as "given"); a parameter with no allowed
+    values is only ever reported as given or not given.
+    """
+
+    name: str
+    level: str
+    purpose: str
+    params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PluginPolicy:
+    """Which plugins are reported by name.
+
+    ``none``: plugins are never reported. ``listed``: only the names in ``public``; every other plugin is
+    reported as ``other``. ``declared``: plugins that ship a Consentry plugin manifest declaring themselves
+    public. ``default`` is whether a plugin's own events are recorded before the user allowed or denied it.
+    """
+
+    policy: Literal["none", "listed", "declared"] = "none"
+    public: tuple[str, ...] = ()
+    default: Literal["allow", "deny"] = "allow"
+
+
+def _digest(items: list[str]) -> str:
+    payload = json.dumps(sorted(items), separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An application's manifest (format version 1)."""
+
+    name: str
+    consent_text: str
+    levels: tuple[Level, ...]
+    events: Mapping[str, EventSpec] = field(default_factory=dict)
+    commands: Mapping[str, CommandSpec] = field(default_factory=dict)
+    plugins: PluginPolicy = field(default_factory=PluginPolicy)
+    title: str = ""
+    homepage: str | None = None
+    contact: str | None = None
+    distribution: str | None = None
+    source: str = "<manifest>"
+
+    # ---- levels -------------------------------------------------------------------------------------------
+    def level(self, name: str) -> Level:
+        """Return the level called ``name``; raise KeyError if there is none."""
+        for level in self.levels:
+            if level.name == name:
+                return level
+        raise KeyError(name)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """Level names from least to most data, ``none`` first."""
+        return tuple(level.name for level in self.levels)
+
+    def levels_upto(self, name: str) -> tuple[Level, ...]:
+        """The collecting levels that consent to ``name`` covers, lowest first (``none`` excluded)."""
+        rank = self.level(name).rank
+        return tuple(level for level in self.levels if 0 < level.rank <= rank)
+
+    def feature_level(self, feature: str) -> Level | None:
+        """The level that carries ``feature`` (one of activity, exceptions, plugins, data), if any."""
+        return next((level for level in self.levels if getattr(level, feature)), None)
+
+    def system_level(self, field_name: str) -> Level | None:
+        """The level that carries system field ``field_name``, if any."""
+        return next((level for level in self.levels if field_name in level.system), None)
+
+    # ---- consent ------------------------------------------------------------------------------------------
+    def collected(self, upto: str | None = None) -> frozenset[str]:
+        """What consent up to level ``upto`` (default: the highest) lets the application collect and send.
+
+        Each item names one thing collected, or one host data is sent to, without the level it sits at: if a
+        manifest change makes ``collected(level)`` grow, consent at that level must be asked again; if it only
+        shrinks or moves items between consented levels, it need not.
+        """
+        rank = self.levels[-1].rank if upto is None else self.level(upto).rank
+        ranks = {level.name: level.rank for level in self.levels}
+        return frozenset(item for level, item in self._items() if ranks[level] <= rank)
+
+    def _items(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = []
+        for level in self.levels[1:]:
+            items.append((level.name, f"host:{level.host}"))
+            items.extend((level.name, f"system:{name}") for name in level.system)
+            items.extend((level.name, f"dependency:{name}") for name in level.dependencies)
+            items.extend((level.name, f"feature:{name}") for name in FEATURES if getattr(level, name))
+            if level.plugins:
+                policy = self.plugins
+                items.append((level.name, f"plugins:{policy.policy}:{policy.default}"))
+                items.extend((level.name, f"plugin:{name}") for name in policy.public)
+        items.extend((event.level, f"event:{event.name}") for event in self.events.values())
+        for command in self.commands.values():
+            items.append((command.level, f"command:{command.name}"))
+            for param, values in command.params.items():
+                items.append((command.level, f"param:{command.name}:{param}"))
+                items.extend((command.level, f"value:{command.name}:{param}={value}") for value in values)
+        return items
+
+    @property
+    def consent_version(self) -> str:
+        """16 hex digits that change whenever what is collected, at which level, or where it goes changes."""
+        return _digest([f"{level}|{item}" for level, item in self._items()] + ["ladder|" + ",".join(self.level_names)])
+
+    # ---- events -------------------------------------------------------------------------------------------
+    def events_at(self, level: str) -> tuple[EventSpec, ...]:
+        """The events reported at exactly ``level``."""
+        return tuple(event for event in self.events.values() if event.level == level)
+
+    def is_public_plugin(self, name: str) -> bool:
+        """Whether a plugin called ``name`` is reported by name under the ``listed`` policy."""
+        return self.plugins.policy == "listed" and name in self.plugins.public
+
+    def to_document(self) -> dict[str, object]:
+        """The manifest as a TOML/JSON document that parses back to an equal manifest."""
+        app: dict[str, object] = {"name": self.name, "title": self.title, "consent_text": self.consent_text}
+        optional = {"homepage": self.homepage, "contact": self.contact, "distribution": self.distribution}
+        app.update((key, value) for key, value in optional.items() if value is not None)
+        levels: dict[str, object] = {}
+        for level in self.levels:
+            body: dict[str, object] = {"description": level.description}
+            if level.rank:
+                body.update(endpoint=level.endpoint, system=list(level.system), dependencies=list(level.dependencies))
+                body.update((name, getattr(level, name)) for name in FEATURES)
+            levels[level.name] = body
+        return {
+            "manifest_version": 1,
+            "app": app,
+            "levels": levels,
+            "events": [_event_document(event) for event in self.events.values()],
+            "commands": [
+                {
+                    "name": command.name,
+                    "level": command.level,
+                    "purpose": command.purpose,
+                    "params": {name: list(values) for name, values in command.params.items()},
+                }
+                for command in self.commands.values()
+            ],
+            "plugins": {
+                "policy": self.plugins.policy,
+                "public": list(self.plugins.public),
+                "default": self.plugins.default,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class PluginManifest:
+    """A plugin's manifest: its own events, namespaced under the plugin, at its host's levels."""
+
+    name: str
+    host: str
+    events: Mapping[str, EventSpec] = field(default_factory=dict)
+    title: str = ""
+    public: bool = False
+    homepage: str | None = None
+    source: str = "<manifest>"
+
+    @property
+    def consent_version(self) -> str:
+        """Changes whenever the plugin's events or their levels change."""
+        items = [f"{event.level}|event:{event.name}" for event in self.events.values()]
+        return _digest([*items, f"host|{self.host}", f"public|{self.public}"])
+
+    def to_document(self) -> dict[str, object]:
+        """The plugin manifest as a TOML/JSON document that parses back to an equal manifest."""
+        plugin: dict[str, object] = {"name": self.name, "host": self.host, "title": self.title, "public": self.public}
+        if self.homepage is not None:
+            plugin["homepage"] = self.homepage
+        events = [_event_document(event) for event in self.events.values()]
+        return {"manifest_version": 1, "plugin": plugin, "events": events}
+
+    def collected(self, host: Manifest, upto: str) -> frozenset[str]:
+        """The plugin's events that consent up to ``upto`` on ``host`` covers."""
+        rank = host.level(upto).rank
+        return frozenset(f"event:{e.name}" for e in self.events.values() if host.level(e.level).rank <= rank)
+
+
+def _event_document(event: EventSpec) -> dict[str, object]:
+    out: dict[str, object] = {"name": event.name, "level": event.level, "purpose": event.purpose}
+    if event.component is not None:
+        out["component"] = event.component
+    return out
