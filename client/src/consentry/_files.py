@@ -1,0 +1,74 @@
+"""Small, careful file primitives: atomic replacement, tolerant JSON reads, private permissions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["MAX_STATE_BYTES", "make_private_dir", "move_aside", "read_json", "write_atomic", "write_json"]
+
+#: State files are tiny; anything larger is not ours and is treated as corrupt.
+MAX_STATE_BYTES = 1024 * 1024
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and its parents, readable by the user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace ``path`` in one
+    rename. A crash at any point leaves either the old file or the new one (and at worst a stray temporary).
+    """
+    make_private_dir(path.parent)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink()
+        raise
+
+
+def write_json(path: Path, document: object, *, sort_keys: bool = True) -> None:
+    """Atomically write ``document`` as indented JSON (keep ``sort_keys`` off where order means something)."""
+    write_atomic(path, (json.dumps(document, indent=2, sort_keys=sort_keys) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path, *, repair: bool = False) -> dict[str, object] | None:
+    """Read a JSON object; ``None`` if the file is absent, unreadable, too large, or not a JSON object.
+
+    With ``repair``, a damaged file is moved aside (kept for inspection as ``<name>.corrupt``) so that it is
+    not read again; without it (the default, used before consent) reading never changes anything on disk.
+    """
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_STATE_BYTES + 1)
+    except OSError:
+        return None
+    document: object = None
+    if len(raw) <= MAX_STATE_BYTES:
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
+            document = None
+    if not isinstance(document, dict):
+        if repair:
+            move_aside(path)
+        return None
+    return document
+
+
+def move_aside(path: Path) -> None:
+    """Rename a damaged file to ``<name>.corrupt`` (replacing an older one); ignore failures."""
+    with contextlib.suppress(OSError):
+        path.replace(path.with_name(path.name + ".corrupt"))

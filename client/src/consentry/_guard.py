@@ -1,0 +1,73 @@
+"""The contract with the host: no exception from Consentry ever reaches the application.
+
+Every public entry point runs under :func:`guard`. Conditions the client expects (a read-only disk, an
+unreachable server) are handled where they happen and never get here; what does get here is a bug in
+Consentry. It is swallowed so the host keeps working, logged at debug level without payloads, and kept in a
+small ring buffer: the test suite fails any test that left something in it, and ``consentry status --verbose``
+shows it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+__all__ = ["clear_internal_errors", "guard", "guarded", "internal_errors", "logger"]
+
+logger = logging.getLogger("consentry")
+logger.addHandler(logging.NullHandler())
+
+_errors: collections.deque[BaseException] = collections.deque(maxlen=64)
+_lock = threading.Lock()
+P = ParamSpec("P")
+R = TypeVar("R")
+D = TypeVar("D")
+
+
+def _swallow(error: BaseException) -> None:
+    with _lock:
+        _errors.append(error)
+    logger.debug("consentry internal error (%s); the application is not affected", type(error).__name__, exc_info=error)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Run a block; an ``Exception`` raised inside it is recorded and swallowed."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - the host must never see our errors
+        _swallow(error)
+
+
+def guarded(default: D) -> Callable[[Callable[P, R]], Callable[P, R | D]]:
+    """Decorate a public function: on an internal error, record it and return ``default``."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R | D]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | D:
+            try:
+                return function(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - the host must never see our errors
+                _swallow(error)
+                return default
+
+        return wrapper
+
+    return decorate
+
+
+def internal_errors() -> list[BaseException]:
+    """The internal errors swallowed in this process (the most recent 64)."""
+    with _lock:
+        return list(_errors)
+
+
+def clear_internal_errors() -> None:
+    """Forget the recorded internal errors."""
+    with _lock:
+        _errors.clear()

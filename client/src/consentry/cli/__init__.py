@@ -1,0 +1,160 @@
+"""``consentry``: see, control and switch off the telemetry of applications that use Consentry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from consentry.cli import commands
+from consentry.cli.exit_codes import ExitCode
+
+__all__ = ["ExitCode", "build_parser", "main"]
+
+DESCRIPTION = """\
+See, control and switch off the usage statistics of applications that use Consentry.
+
+Nothing is collected or sent unless you said yes. Each application lists everything it may collect in its
+manifest (consentry status APP shows its levels); reports are written to disk before they are sent and
+`consentry preview APP` prints exactly those bytes. `consentry disable APP` stops everything and deletes what
+was not sent; `consentry disable --all` does so for every application. The environment variables
+CONSENTRY_DISABLE=1, DO_NOT_TRACK=1 and <APP>_NO_TELEMETRY=1 also switch it off.
+"""
+
+EPILOG = """\
+exit codes: 0 ok, 1 internal error, 2 usage error, 3 unknown application, 4 bad manifest,
+5 switched off by a kill switch, 6 not sent (will retry), 7 refused by the server.
+Files live under $CONSENTRY_HOME (default: your configuration folder, see `consentry status`).
+"""
+
+
+def _app_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", help="application name, as in `consentry apps`")
+    parser.add_argument("--manifest", metavar="FILE", help="read the application's manifest from FILE")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``consentry`` (also used to generate the CLI reference)."""
+    parser = argparse.ArgumentParser(
+        prog="consentry",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"consentry {commands.VERSION}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    status = sub.add_parser(
+        "status",
+        help="show whether telemetry is on, at which level, and what is waiting",
+        description="Show the mode, level, since when, until when, the consent version, pending reports, the "
+        "last upload, this week's reporter id, the data folder and the one-line indicator text. Without APP, "
+        "one line per known application.",
+    )
+    status.add_argument("app", nargs="?", help="application name (default: all known applications)")
+    status.add_argument("--manifest", metavar="FILE", help="read the application's manifest from FILE")
+    status.add_argument("--verbose", "-v", action="store_true", help="also show drops and internal errors")
+    _json_flag(status)
+
+    for mode, text in (
+        ("enable", "send reports automatically (mode 'on')"),
+        ("local", "record and write reports, but never send them (mode 'local')"),
+        ("ask", "write reports and send each only after `consentry approve` (mode 'ask')"),
+    ):
+        command = sub.add_parser(
+            mode,
+            help=text,
+            description=f"Say yes for APP: {text}. Only data recorded from now on is ever sent. The level "
+            "decides what is collected (see `consentry status APP`); the default is the highest level. "
+            "Undo with `consentry disable APP`.",
+        )
+        _app_argument(command)
+        command.add_argument("--level", help="collect up to this level (default: the highest)")
+        command.add_argument(
+            "--for", dest="valid_for", metavar="DURATION", help="answer expires after DURATION, e.g. 30d, 2w, 12h"
+        )
+        command.set_defaults(mode={"enable": "on"}.get(mode, mode))
+
+    disable = sub.add_parser(
+        "disable",
+        help="switch telemetry off and delete what was not sent",
+        description="Switch telemetry off for APP (or, with --all, for every application using Consentry) and "
+        "delete the data not yet sent. The application keeps working exactly as before.",
+    )
+    disable.add_argument("app", nargs="?", help="application name")
+    disable.add_argument("--manifest", metavar="FILE", help="read the application's manifest from FILE")
+    disable.add_argument("--all", action="store_true", help="disable every application using Consentry")
+
+    reenable = sub.add_parser(
+        "enable-all",
+        help="lift `consentry disable --all` (does not enable any application)",
+        description="Remove the user-wide switch set by `consentry disable --all`. Applications stay off until "
+        "you enable each of them.",
+    )
+    reenable.set_defaults(mode=None)
+
+    preview = sub.add_parser(
+        "preview",
+        help="print the reports that will be sent, byte for byte",
+        description="Turn completed days into reports (if telemetry is on) and print each pending report "
+        "exactly as it will be uploaded, with where it will go.",
+    )
+    _app_argument(preview)
+    preview.add_argument("--raw", action="store_true", help="print only the report bytes, nothing else")
+    _json_flag(preview)
+
+    approve = sub.add_parser(
+        "approve",
+        help="approve the pending reports (mode 'ask') and send them",
+        description="Approve every pending report of APP and send them now. Use `consentry preview APP` first.",
+    )
+    _app_argument(approve)
+
+    upload = sub.add_parser(
+        "upload",
+        help="send the pending reports now",
+        description="Turn completed days into reports and send those that may be sent now, saying what happened "
+        "to each.",
+    )
+    _app_argument(upload)
+    _json_flag(upload)
+
+    history = sub.add_parser(
+        "history", help="list every upload: when, where, status", description="List every upload of APP."
+    )
+    _app_argument(history)
+    history.add_argument("--bytes", action="store_true", help="also print the exact bytes that were sent")
+    _json_flag(history)
+
+    endpoints = sub.add_parser(
+        "endpoints",
+        help="list the host names each level sends to (for firewalls)",
+        description="List, per level, the URL and host name APP sends reports to; blocking a host blocks that level.",
+    )
+    _app_argument(endpoints)
+    _json_flag(endpoints)
+
+    apps = sub.add_parser("apps", help="list applications known on this machine", description="List applications.")
+    _json_flag(apps)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``consentry``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(commands.run(args))
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return int(ExitCode.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

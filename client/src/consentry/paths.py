@@ -1,0 +1,108 @@
+"""Where Consentry keeps its files: one value object, which never touches the disk itself.
+
+Layout under the home directory (``CONSENTRY_HOME``, or the platform's user configuration directory)::
+
+    settings.json                 user-wide settings (for example: disable every application)
+    apps/<app>/consent.json       the user's answer: mode, level, date, consent version, expiry
+    apps/<app>/manifest.json      the manifest the answer was given for
+    apps/<app>/secret             random key of the weekly reporter id; never leaves the machine
+    apps/<app>/store.sqlite3      counts per day, not yet turned into reports
+    apps/<app>/state.json         small bookkeeping: first report sent, last upload, drops
+    apps/<app>/pending/           reports waiting to be sent: exactly the bytes that will be uploaded
+    apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AppPaths", "Paths", "default_home"]
+
+HOME_VARIABLE = "CONSENTRY_HOME"
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The Consentry home: ``CONSENTRY_HOME`` if set, else the platform's user configuration directory."""
+    env = os.environ if environ is None else environ
+    override = env.get(HOME_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = env.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "consentry"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "consentry"
+    base = env.get("XDG_CONFIG_HOME", "").strip()
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".config") / "consentry"
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The files of one application."""
+
+    root: Path
+
+    @property
+    def consent(self) -> Path:
+        """The user's answer for this application."""
+        return self.root / "consent.json"
+
+    @property
+    def manifest(self) -> Path:
+        """The manifest the answer was given for."""
+        return self.root / "manifest.json"
+
+    @property
+    def secret(self) -> Path:
+        """The random key behind the weekly reporter id."""
+        return self.root / "secret"
+
+    @property
+    def store(self) -> Path:
+        """Counts per day, not yet reported."""
+        return self.root / "store.sqlite3"
+
+    @property
+    def state(self) -> Path:
+        """Bookkeeping: first report, last upload, drop counters."""
+        return self.root / "state.json"
+
+    @property
+    def pending(self) -> Path:
+        """Reports waiting to be sent."""
+        return self.root / "pending"
+
+    @property
+    def history(self) -> Path:
+        """The local log of uploads."""
+        return self.root / "history.jsonl"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The Consentry home and the layout below it."""
+
+    home: Path
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        """Paths rooted at :func:`default_home`."""
+        return cls(default_home(environ))
+
+    @property
+    def settings(self) -> Path:
+        """User-wide settings that apply to every application."""
+        return self.home / "settings.json"
+
+    @property
+    def apps(self) -> Path:
+        """The folder holding one folder per application."""
+        return self.home / "apps"
+
+    def app(self, name: str) -> AppPaths:
+        """The files of application ``name`` (a validated application name, so it is a safe file name)."""
+        return AppPaths(self.apps / name)

@@ -1,0 +1,140 @@
+r"""Kill switches: every way a user or an administrator can turn telemetry off, read once at start-up.
+
+Each switch can only switch off (or restrict); none can turn telemetry on. In order of precedence:
+
+- the application's own variables: ``<APP>_TELEMETRY=0|false|off|no`` or ``<APP>_NO_TELEMETRY`` set to anything
+  (``<APP>`` is the application name in upper case with other characters as ``_``: ``NAPARI_LIKE``);
+- ``CONSENTRY_DISABLE`` set to a true value (anything but empty, ``0``, ``false``, ``no``, ``off``);
+- ``DO_NOT_TRACK`` set to a true value (https://consoledonottrack.com);
+- the user-wide setting ``disable_all`` in ``<home>/settings.json`` (``consentry disable --all``);
+- the system-wide administrator file (``CONSENTRY_POLICY_FILE``, else ``/etc/consentry/policy.json``,
+  ``/Library/Application Support/consentry/policy.json`` or ``%PROGRAMDATA%\consentry\policy.json``) with
+  ``{"disable": true}``, ``{"max_level": "basic"}`` and/or ``{"mode": "local"}``, for all applications or, under
+  ``"apps": {"<app>": {...}}``, for one;
+- continuous integration (``CI`` and the variables of common CI services): no prompt and no sending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from consentry._files import MAX_STATE_BYTES, read_json
+from consentry.paths import Paths
+
+__all__ = ["CI_VARIABLES", "POLICY_VARIABLE", "Switches", "app_variable_prefix", "read_switches"]
+
+POLICY_VARIABLE = "CONSENTRY_POLICY_FILE"
+#: Variables that CI services set; any of them set (and not false) means "running in CI".
+CI_VARIABLES = (
+    "CI",
+    "CONTINUOUS_INTEGRATION",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "TRAVIS",
+    "APPVEYOR",
+    "TF_BUILD",
+    "JENKINS_URL",
+    "TEAMCITY_VERSION",
+    "CODEBUILD_BUILD_ID",
+    "BITBUCKET_BUILD_NUMBER",
+    "DRONE",
+    "SEMAPHORE",
+    "HEROKU_TEST_RUN_ID",
+    "WOODPECKER",
+)
+_FALSE = {"", "0", "false", "no", "off", "n", "f"}
+
+
+def _true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() not in _FALSE
+
+
+def app_variable_prefix(app: str) -> str:
+    """``napari-like`` -> ``NAPARI_LIKE``: the prefix of the application's own variables."""
+    return re.sub(r"[^A-Z0-9]", "_", app.upper())
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The restrictions in force for one application in this process.
+
+    ``disabled`` names the switch that turned telemetry off (``None`` when none did); ``max_levels`` lists the
+    administrator's caps on the level (the lowest applies; a level the manifest does not have caps to nothing);
+    ``force_local`` keeps reports on this machine; ``ci`` names the CI variable found: no prompt, no sending.
+    """
+
+    disabled: str | None = None
+    max_levels: tuple[str, ...] = ()
+    force_local: bool = False
+    ci: str | None = None
+    policy_file: str | None = None
+
+
+def _policy_path(environ: Mapping[str, str]) -> Path:
+    override = environ.get(POLICY_VARIABLE, "").strip()
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(environ.get("PROGRAMDATA", r"C:\ProgramData")) / "consentry" / "policy.json"
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/consentry/policy.json")
+    return Path("/etc/consentry/policy.json")
+
+
+def _read_policy(path: Path) -> dict[str, object] | None:
+    """Read the administrator's file without ever moving it (it is not ours); unreadable means absent."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_STATE_BYTES + 1)
+        document = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_STATE_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = None) -> Switches:
+    """Read every kill switch that applies to ``app``. Call once at start-up."""
+    env = os.environ if environ is None else environ
+    prefix = app_variable_prefix(app)
+    disabled = None
+    own = env.get(f"{prefix}_TELEMETRY")
+    if own is not None and own.strip().lower() in _FALSE:
+        disabled = f"{prefix}_TELEMETRY={own}"
+    elif f"{prefix}_NO_TELEMETRY" in env:
+        disabled = f"{prefix}_NO_TELEMETRY is set"
+    elif _true(env.get("CONSENTRY_DISABLE")):
+        disabled = "CONSENTRY_DISABLE is set"
+    elif _true(env.get("DO_NOT_TRACK")):
+        disabled = "DO_NOT_TRACK is set"
+    else:
+        settings = read_json(paths.settings) or {}
+        if settings.get("disable_all") is True:
+            disabled = f"disabled for all applications in {paths.settings}"
+
+    max_levels: list[str] = []
+    force_local = False
+    policy_path = _policy_path(env)
+    policy = _read_policy(policy_path)
+    if policy is not None:
+        apps = policy.get("apps")
+        scopes = [policy, apps.get(app)] if isinstance(apps, dict) else [policy]
+        for scope in scopes:
+            if not isinstance(scope, dict):
+                continue
+            if scope.get("disable") is True and disabled is None:
+                disabled = f"disabled by the administrator in {policy_path}"
+            if isinstance(scope.get("max_level"), str):
+                max_levels.append(str(scope["max_level"]))
+            force_local = force_local or scope.get("mode") == "local"
+
+    ci = next((name for name in CI_VARIABLES if _true(env.get(name))), None)
+    policy_file = str(policy_path) if policy is not None else None
+    return Switches(disabled, tuple(max_levels), force_local, ci, policy_file)

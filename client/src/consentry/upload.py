@@ -1,0 +1,179 @@
+"""Sending pending reports: each to its level's URL, gzip-compressed, within a total time budget.
+
+Outcomes, per report: ``2xx`` sent (recorded in the history, removed); ``408``, ``429``, ``5xx``, a redirect or
+no response: kept, and uploads back off (``Retry-After`` is honoured but clamped between a minute and a day);
+any other ``4xx``: the server refused it for good, so it is dropped and the reason recorded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import gzip
+import json
+import random
+from dataclasses import dataclass, field, replace
+
+from consentry.clock import Clock
+from consentry.consent import Decision
+from consentry.manifest import Manifest
+from consentry.outbox import HistoryEntry, Outbox, PendingReport
+from consentry.paths import AppPaths
+from consentry.state import load_state, save_state
+from consentry.transport import Request, Response, Transport, TransportError
+
+__all__ = ["UploadResult", "retry_delay", "upload_pending"]
+
+MIN_RETRY = datetime.timedelta(minutes=1)
+MAX_RETRY = datetime.timedelta(days=1)
+USER_AGENT = "consentry/0.1"
+
+
+@dataclass
+class UploadResult:
+    """What an upload run did."""
+
+    sent: int = 0
+    dropped: int = 0
+    kept: int = 0
+    waiting_approval: int = 0
+    messages: list[str] = field(default_factory=list)
+    retry_after: datetime.datetime | None = None
+
+
+def retry_delay(response: Response | None, failures: int, now: datetime.datetime) -> datetime.timedelta:
+    """How long to wait after a failure: ``Retry-After`` when given, else exponential backoff; clamped."""
+    value = response.header("Retry-After") if response is not None else None
+    delay: datetime.timedelta | None = None
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            delay = datetime.timedelta(seconds=min(int(value[:9]), int(MAX_RETRY.total_seconds())))
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                delay = when - now if when.tzinfo else None
+            except (TypeError, ValueError):
+                delay = None
+    if delay is None:
+        base = 60 * 2 ** min(max(failures, 1) - 1, 12)
+        delay = datetime.timedelta(seconds=base * random.uniform(0.8, 1.2))
+    return min(max(delay, MIN_RETRY), MAX_RETRY)
+
+
+def _reason(response: Response) -> str:
+    try:
+        document = json.loads(response.body[:4096])
+        error = document.get("error", {})
+        text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError):
+        text = response.body[:200].decode("utf-8", errors="replace")
+    return text[:300] or f"HTTP {response.status}"
+
+
+class _Run:
+    """One upload run over the pending reports, carrying the bookkeeping as it goes."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        decision: Decision,
+        outbox: Outbox,
+        transport: Transport,
+        clock: Clock,
+        *,
+        budget: float,
+    ) -> None:
+        self.manifest = manifest
+        self.decision = decision
+        self.outbox = outbox
+        self.transport = transport
+        self.clock = clock
+        self.budget = budget
+        self.started = clock.monotonic()
+        self.now = clock.now()
+        self.state = load_state(outbox.paths)
+        self.allowed = {level.name for level in manifest.levels_upto(decision.level)}
+        self.result = UploadResult()
+
+    def run(self, pending: list[PendingReport]) -> None:
+        for index, report in enumerate(pending):
+            if not self.one(report):
+                self.result.kept += len(pending) - index
+                return
+
+    def one(self, report: PendingReport) -> bool:
+        """Send one report; ``False`` means stop here (out of time, or the server wants us to back off)."""
+        if self.decision.ask_mode and not report.approved:
+            self.result.waiting_approval += 1
+            return True
+        if report.level not in self.allowed:
+            self.outbox.remove(report)
+            self.state = self.state.with_drop("level no longer consented")
+            self.result.dropped += 1
+            return True
+        remaining = self.budget - (self.clock.monotonic() - self.started)
+        if remaining <= 0:
+            self.result.messages.append("time budget used up; the rest waits for the next upload")
+            return False
+        url = self.manifest.level(report.level).endpoint or ""
+        try:
+            data = report.read()
+        except OSError:
+            return True
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "User-Agent": USER_AGENT}
+        request = Request(url, gzip.compress(data, mtime=0), headers, timeout=min(remaining, 10.0))
+        try:
+            response: Response | None = self.transport.send(request)
+        except TransportError as error:
+            response = None
+            self.result.messages.append(f"{url}: no response ({error})")
+        self.state = replace(self.state, last_attempt=self.now)
+        if response is not None and 200 <= response.status < 300:  # noqa: PLR2004
+            self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, "sent", data.decode("utf-8")))
+            self.outbox.remove(report)
+            self.state = replace(self.state, sent_ever=True, last_success=self.now, failures=0, retry_after=None)
+            self.result.sent += 1
+            return True
+        if response is not None and 400 <= response.status < 500 and response.status not in (408, 429):  # noqa: PLR2004
+            reason = _reason(response)
+            entry = HistoryEntry(self.now.isoformat(), url, response.status, f"refused: {reason}", data.decode("utf-8"))
+            self.outbox.record(entry)
+            self.outbox.remove(report)
+            self.state = self.state.with_drop(f"refused by the server (HTTP {response.status})")
+            self.result.dropped += 1
+            self.result.messages.append(f"{url}: refused ({response.status}) {reason}")
+            return True
+        # Try again later: the server is busy, failing, redirecting, or unreachable.
+        failures = self.state.failures + 1
+        retry = self.now + retry_delay(response, failures, self.now)
+        self.state = replace(self.state, failures=failures, retry_after=retry)
+        if response is not None:
+            self.result.messages.append(f"{url}: HTTP {response.status}; will retry after {retry.isoformat()}")
+        self.result.retry_after = retry
+        return False
+
+
+def upload_pending(
+    manifest: Manifest,
+    decision: Decision,
+    paths: AppPaths,
+    transport: Transport,
+    clock: Clock,
+    *,
+    budget: float = 30.0,
+    force: bool = False,
+) -> UploadResult:
+    """Send what may be sent now. ``force`` ignores a back-off in progress (for ``consentry upload``)."""
+    outbox = Outbox(paths)
+    pending = outbox.pending()
+    if not pending or not (decision.send or decision.ask_mode):
+        return UploadResult(kept=len(pending))
+    run = _Run(manifest, decision, outbox, transport, clock, budget=budget)
+    retry_after = run.state.retry_after
+    if not force and retry_after is not None and run.now < retry_after:
+        message = f"waiting until {retry_after.isoformat()} before trying again"
+        return UploadResult(kept=len(pending), retry_after=retry_after, messages=[message])
+    run.run(pending)
+    save_state(paths, run.state)
+    return run.result
