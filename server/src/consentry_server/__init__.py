@@ -1,0 +1,3 @@
+"""The Consentry collection server."""
+
+__version__ = "0.1.0"

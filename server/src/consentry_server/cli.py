@@ -1,0 +1,228 @@
+"""``consentry-server``: run and operate a Consentry collection server."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from consentry.manifest import Manifest, ManifestError, load_any_manifest
+from consentry_server import __version__
+from consentry_server.config import ConfigError, Settings, load_settings
+from consentry_server.progress import ProgressBar
+from consentry_server.publish import publish
+from consentry_server.storage import PublicStore, open_storage
+
+__all__ = ["build_parser", "main", "serve"]
+
+DESCRIPTION = """\
+Run and operate a Consentry collection server: validated ingest against each application's manifest, SQLite
+storage, aggregation, and publication of aggregates with small-count suppression.
+
+Start with `consentry-server demo` to see it with demo data, or register your manifest and serve:
+
+  consentry-server apps add my_app/telemetry.toml
+  consentry-server serve
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (see docs/server.md)")
+    parser.add_argument("--db", metavar="URL", help="database, sqlite:///PATH (default: consentry-data/...)")
+    parser.add_argument("--public-db", metavar="PATH", help="the public store of published aggregates")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``consentry-server``."""
+    parser = argparse.ArgumentParser(
+        prog="consentry-server", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"consentry-server {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve_parser = sub.add_parser(
+        "serve",
+        help="serve ingest, the public API and pages",
+        description="Serve report ingest (POST /v1/reports/LEVEL), the public JSON API (/api/v1/...), the public "
+        "pages (/) and the admin API (/admin/v1/..., with a token) over HTTP. Put a TLS-terminating proxy in front.",
+    )
+    _common(serve_parser)
+    serve_parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="port to listen on (default 8000; 0 picks a free one)")
+
+    apps = sub.add_parser(
+        "apps",
+        help="register and list application and plugin manifests",
+        description="Register manifests (every version is kept; reports are checked against them) or list them.",
+    )
+    apps_sub = apps.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
+    add = apps_sub.add_parser("add", help="register manifest files", description="Register manifest files.")
+    _common(add)
+    add.add_argument("files", nargs="+", metavar="FILE", help="application or plugin manifests (.toml or .json)")
+    listing = apps_sub.add_parser("list", help="list registered applications", description="List applications.")
+    _common(listing)
+
+    aggregate = sub.add_parser(
+        "aggregate",
+        help="roll raw reports up per day and week",
+        description="Recompute the day and ISO-week aggregates touched by reports received since the last run. "
+        "Idempotent; aggregates are kept after raw reports expire.",
+    )
+    _common(aggregate)
+
+    publish_parser = sub.add_parser(
+        "publish",
+        help="publish aggregates, suppressing small counts",
+        description="Write the aggregates to the public store, leaving out every number that rests on fewer "
+        "than the reporter threshold (k) of distinct installs.",
+    )
+    _common(publish_parser)
+    publish_parser.add_argument("--reporter-threshold", type=int, metavar="K", help="smallest published count")
+
+    demo = sub.add_parser(
+        "demo",
+        help="serve a demo with simulated installs of the example applications",
+        description="Start a server on 127.0.0.1 with SQLite in a local folder, fill it by running the real "
+        "client for simulated installs of the example applications (uploading over HTTP), aggregate and publish, "
+        "then print the dashboard URL and serve until interrupted.",
+    )
+    demo.add_argument("--data-dir", default="consentry-demo-data", help="folder for the demo's data (recreated)")
+    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
+    demo.add_argument("--installs", type=int, default=120, help="simulated installations (default 120)")
+    demo.add_argument("--days", type=int, default=28, help="days of simulated use, ending yesterday (default 28)")
+    demo.add_argument("--seed", type=int, default=8, help="random seed, for a reproducible demo")
+    demo.add_argument("--no-serve", action="store_true", help="fill, publish and exit instead of serving")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    database = getattr(args, "db", None)
+    public_db = getattr(args, "public_db", None)
+    changes = {
+        "database": database,
+        "public_database": public_db,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "reporter_threshold": getattr(args, "reporter_threshold", None),
+    }
+    return settings.replace(**changes)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (``port`` 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+    """Serve until interrupted. Access logs are off: they would hold client addresses."""
+    import uvicorn  # noqa: PLC0415 - only the serving commands need the server
+
+    from consentry_server.app import create_app  # noqa: PLC0415
+
+    sock = sock or bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    sys.stdout.write(f"Consentry server listening on http://{shown}:{port}\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, server_header=False, proxy_headers=False
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _cmd_apps(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    storage = open_storage(settings)
+    try:
+        if args.apps_command == "list":
+            for app in storage.apps():
+                catalog = storage.catalog(app)
+                versions = len(catalog.versions) if catalog else 0
+                plugins = ", ".join(sorted(catalog.plugins)) if catalog else ""
+                sys.stdout.write(f"{app}  ({versions} version(s){'; plugins: ' + plugins if plugins else ''})\n")
+            return 0
+        failed = 0
+        for file in args.files:
+            try:
+                manifest = load_any_manifest(file)
+            except ManifestError as error:
+                sys.stderr.write(f"consentry-server: error: {error}\n")
+                failed += 1
+                continue
+            created = storage.register_manifest(manifest)
+            what = "application" if isinstance(manifest, Manifest) else "plugin"
+            state = "registered" if created else "already registered"
+            sys.stdout.write(f"{file}: {what} {manifest.name} {manifest.consent_version} {state}\n")
+        return 1 if failed else 0
+    finally:
+        storage.close()
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    storage = open_storage(_settings(args))
+    bar = ProgressBar("aggregating")
+    try:
+        tables = storage.aggregate(lambda note, done, total: bar(done, total, note))
+    finally:
+        storage.close()
+    bar.finish(f"({len(tables.installs)} install rows, {len(tables.counters)} counter rows)")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    storage = open_storage(settings)
+    try:
+        publication = publish(storage, PublicStore(settings.public_path), threshold=settings.reporter_threshold)
+    finally:
+        storage.close()
+    sys.stdout.write(
+        f"published {len(publication.installs)} install rows, {len(publication.counters)} counter rows and "
+        f"{len(publication.values)} distribution rows (k = {publication.threshold}) to {settings.public_path}\n"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``consentry-server``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(_settings(args))
+            return 0
+        if args.command == "apps":
+            return _cmd_apps(args)
+        if args.command == "aggregate":
+            return _cmd_aggregate(args)
+        if args.command == "publish":
+            return _cmd_publish(args)
+        from consentry_server.demo import run_demo  # noqa: PLC0415 - the demo pulls in the examples
+
+        return run_demo(
+            Path(args.data_dir),
+            port=args.port,
+            installs=args.installs,
+            days=args.days,
+            seed=args.seed,
+            serve_forever=not args.no_serve,
+        )
+    except ConfigError as error:
+        sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 2
+    except OSError as error:
+        sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

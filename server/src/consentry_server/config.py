@@ -1,0 +1,116 @@
+"""Server settings: one value object, read from an optional TOML file, then overridden by the command line.
+
+Every setting is documented here and in ``docs/server.md``; a test fails when one of them is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+ADMIN_TOKEN_VARIABLE = "CONSENTRY_ADMIN_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+MAX_THRESHOLD = 1_000_000
+
+
+class ConfigError(ValueError):
+    """A configuration file or option is invalid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told.
+
+    ``database``: ``sqlite:///PATH`` (relative paths start from the working folder).
+    ``public_database``: the SQLite file the public side reads published aggregates from (default:
+    ``public.sqlite3`` beside a SQLite database). ``reporter_threshold``: the smallest number of distinct
+    reporters a published number may rest on (k). ``admin_token``: bearer token of the admin API (also
+    ``CONSENTRY_ADMIN_TOKEN``); without one the admin API is closed. ``max_body_bytes``: largest request body as
+    received; ``max_report_bytes``: largest report after decompression. ``raw_retention_days``: days of raw
+    reports kept (and the oldest day accepted). ``future_days``: how far ahead of the server's date a report's
+    day may be (time zones). ``site_title``: the title of the public pages.
+    """
+
+    database: str = "sqlite:///consentry-data/consentry.sqlite3"
+    public_database: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = None
+    reporter_threshold: int = 10
+    max_body_bytes: int = 512 * 1024
+    max_report_bytes: int = 1024 * 1024
+    raw_retention_days: int = 60
+    future_days: int = 1
+    site_title: str = "Consentry usage statistics"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
+            raise ConfigError(f"reporter_threshold must be between 1 and 1000000, got {self.reporter_threshold}")
+        if not 0 <= self.port <= 65535:  # noqa: PLR2004
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        for name in ("max_body_bytes", "max_report_bytes", "raw_retention_days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive")
+        if not 0 <= self.future_days <= 2:  # noqa: PLR2004
+            raise ConfigError(f"future_days must be 0, 1 or 2, got {self.future_days}")
+        if not self.database.startswith("sqlite:///") or len(self.database) == len("sqlite:///"):
+            raise ConfigError(f"database must be sqlite:///PATH, got {self.database!r}")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, for a SQLite database."""
+        return Path(self.database.removeprefix("sqlite:///")) if self.database.startswith("sqlite:///") else None
+
+    @property
+    def public_path(self) -> Path:
+        """The public store file."""
+        if self.public_database:
+            return Path(self.public_database)
+        base = self.sqlite_path.parent if self.sqlite_path else Path("consentry-data")
+        return base / "public.sqlite3"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})  # type: ignore[arg-type]
+
+
+def _from_mapping(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    fields = {field.name: field.type for field in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in document.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(fields)})")
+        expected = int if "int" in str(fields[key]) else str
+        if type(value) is not expected:
+            raise ConfigError(f"{source}: {key} must be {'an integer' if expected is int else 'a string'}")
+        values[key] = value
+    return values
+
+
+def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``config_file`` (TOML, optional) and the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            document = tomllib.loads(path.read_text("utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        values = _from_mapping(document, str(path))
+    token = env.get(ADMIN_TOKEN_VARIABLE, "").strip()
+    if token and "admin_token" not in values:
+        values["admin_token"] = token
+    try:
+        return Settings(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{config_file or 'settings'}: {error}") from None

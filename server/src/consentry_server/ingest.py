@@ -1,0 +1,146 @@
+"""Native report ingest: ``POST /v1/reports/{level}``.
+
+The order of checks is the order of cost: the declared size, the content type and encoding, the size as
+received, the size after decompression, strict decoding against the wire schema, then the registered
+manifest. Anything refused gets a 4xx with a machine-readable reason and nothing of it is stored; a 2xx means
+the report is committed to disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from consentry.wire import WireError, decode
+from consentry_server.config import Settings
+from consentry_server.registry import Registry
+from consentry_server.storage.base import Storage, StoreOutcome
+from consentry_server.validate import Rejection, validate_report
+
+__all__ = ["DropCounter", "Ingest", "decompress", "read_body"]
+
+
+class DropCounter:
+    """Counts refused requests by reason, for operators (``GET /admin/v1/stats``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, reason: str) -> None:
+        """Count one refusal."""
+        with self._lock:
+            self._counts[reason] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far."""
+        with self._lock:
+            return dict(self._counts)
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (identity or gzip), refusing more than ``limit`` bytes of output."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        if len(body) > limit:
+            raise Rejection(413, "too_large", "", f"the report is larger than {limit} bytes")
+        return body
+    if encoding != "gzip":
+        raise Rejection(415, "unsupported_encoding", "", f"Content-Encoding {encoding!r} is not supported; use gzip")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise Rejection(400, "bad_gzip", "", f"the body is not valid gzip: {error}") from None
+    if len(data) > limit:
+        raise Rejection(413, "too_large", "", f"the report decompresses to more than {limit} bytes")
+    if not inflater.eof:
+        raise Rejection(400, "bad_gzip", "", "the gzip stream is truncated")
+    if inflater.unused_data:
+        raise Rejection(400, "bad_gzip", "", "there are bytes after the end of the gzip stream")
+    return data
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing more than ``limit`` bytes (before reading, when the length is declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejection(400, "bad_length", "", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise Rejection(413, "too_large", "", f"the body is larger than {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejection(413, "too_large", "", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_content_type(value: str | None) -> None:
+    media = (value or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise Rejection(415, "unsupported_media_type", "", f"Content-Type must be application/json, got {media!r}")
+    for parameter in (value or "").split(";")[1:]:
+        name, _, charset = parameter.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise Rejection(415, "unsupported_charset", "", "reports are UTF-8")
+
+
+@dataclass
+class Ingest:
+    """Decodes, validates and stores native reports; usable without HTTP."""
+
+    settings: Settings
+    storage: Storage
+    registry: Registry
+    drops: DropCounter
+    today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.timezone.utc).date()
+
+    def handle(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> StoreOutcome:
+        """Process one request body; raise :class:`Rejection` if it is refused."""
+        _check_content_type(content_type)
+        data = decompress(body, encoding, self.settings.max_report_bytes)
+        try:
+            report = decode(data, max_bytes=self.settings.max_report_bytes)
+        except WireError as error:
+            raise Rejection(400, "invalid_report", error.path, error.reason) from None
+        catalog = self.registry.get(report.app, report.consent_version)
+        if catalog is None:
+            raise Rejection(400, "unknown_app", "app", f"{report.app!r} is not registered on this server")
+        validate_report(
+            report,
+            catalog,
+            path_level=level,
+            today=self.today(),
+            future_days=self.settings.future_days,
+            retention_days=self.settings.raw_retention_days,
+        )
+        return self.storage.store_report(report, received=datetime.datetime.now(datetime.timezone.utc))
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        """``POST /v1/reports/{level}``."""
+        try:
+            _check_content_type(request.headers.get("content-type"))
+            body = await read_body(request, self.settings.max_body_bytes)
+            outcome = await run_in_threadpool(
+                self.handle,
+                request.path_params["level"],
+                body,
+                content_type=request.headers.get("content-type"),
+                encoding=request.headers.get("content-encoding"),
+            )
+        except Rejection as rejection:
+            self.drops.add(rejection.code)
+            return JSONResponse(rejection.to_json(), status_code=rejection.status)
+        return JSONResponse({"status": outcome.status, "days": outcome.days})

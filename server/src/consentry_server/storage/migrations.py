@@ -1,0 +1,114 @@
+"""Schema changes as named, recorded steps.
+
+Each backend lists its migrations in order; :func:`pending` tells which are not yet recorded in the
+``migrations`` table. A step is applied and recorded in one transaction, so a crash leaves either both or
+neither. Steps are never edited once released: a change is a new step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["SQLITE", "Migration", "pending"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named schema change."""
+
+    name: str
+    sql: str
+
+
+SQLITE: Sequence[Migration] = (
+    Migration(
+        "0001_initial",
+        """
+        CREATE TABLE apps (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        -- Every version of every manifest, application or plugin, as registered.
+        CREATE TABLE manifests (
+            id INTEGER PRIMARY KEY,
+            app_id INTEGER NOT NULL REFERENCES apps (id),
+            plugin TEXT NOT NULL DEFAULT '',
+            consent_version TEXT NOT NULL,
+            document TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            UNIQUE (app_id, plugin, consent_version)
+        );
+        -- Interned strings (levels, versions, event names...), so counter rows stay a few integers long.
+        CREATE TABLE names (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+        -- One row per report and day covered: the unit of idempotency and of retention.
+        CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            app_id INTEGER NOT NULL,
+            level_id INTEGER NOT NULL,
+            reporter BLOB NOT NULL,
+            day INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            received INTEGER NOT NULL,
+            app_version_id INTEGER NOT NULL,
+            first_report INTEGER NOT NULL,
+            UNIQUE (app_id, level_id, reporter, day)
+        );
+        CREATE INDEX reports_by_day ON reports (day);
+        -- System fields, dependency and plugin versions of a report row.
+        CREATE TABLE facts (
+            report_id INTEGER NOT NULL,
+            key_id INTEGER NOT NULL,
+            value_id INTEGER NOT NULL,
+            PRIMARY KEY (report_id, key_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE counters (
+            report_id INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            name_id INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (report_id, kind, name_id)
+        ) WITHOUT ROWID;
+        -- Days whose reports changed since the last aggregation.
+        CREATE TABLE dirty_days (day INTEGER PRIMARY KEY);
+        -- Aggregates, kept forever (raw reports are not). Periods: 'day', 'week' (ISO, starting on Monday).
+        CREATE TABLE agg_installs (
+            app TEXT NOT NULL,
+            period TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            level TEXT NOT NULL,
+            reporters INTEGER NOT NULL,
+            new_installs INTEGER NOT NULL,
+            PRIMARY KEY (app, period, start, level)
+        ) WITHOUT ROWID;
+        CREATE TABLE agg_counters (
+            app TEXT NOT NULL,
+            period TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            reporters INTEGER NOT NULL,
+            PRIMARY KEY (app, period, start, kind, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE agg_values (
+            app TEXT NOT NULL,
+            period TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reporters INTEGER NOT NULL,
+            PRIMARY KEY (app, period, start, field, value)
+        ) WITHOUT ROWID;
+        """,
+    ),
+)
+
+
+def pending(migrations: Sequence[Migration], applied: set[str]) -> list[Migration]:
+    """The migrations not yet applied, in order."""
+    return [migration for migration in migrations if migration.name not in applied]

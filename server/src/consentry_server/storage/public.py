@@ -1,0 +1,175 @@
+"""The public store: published aggregates, in a SQLite file of their own.
+
+The public side of the server reads only this file, so it can run in a process (or on a host) that has no
+access to raw reports. Publishing writes a complete new file and renames it over the old one: readers see the
+previous publication or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from consentry_server.storage.base import CounterRow, InstallRow, ValueRow
+
+__all__ = ["PUBLIC_FORMAT", "AppInfo", "PublicStore", "Publication"]
+
+PUBLIC_FORMAT = 1
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE apps (name TEXT PRIMARY KEY, title TEXT NOT NULL, homepage TEXT, manifest TEXT NOT NULL);
+CREATE TABLE installs (
+    app TEXT NOT NULL, period TEXT NOT NULL, start TEXT NOT NULL, level TEXT NOT NULL,
+    reporters INTEGER NOT NULL, new_installs INTEGER NOT NULL,
+    PRIMARY KEY (app, period, start, level)
+);
+CREATE TABLE counters (
+    app TEXT NOT NULL, period TEXT NOT NULL, start TEXT NOT NULL, kind TEXT NOT NULL, scope TEXT NOT NULL,
+    name TEXT NOT NULL, total INTEGER NOT NULL, reporters INTEGER NOT NULL,
+    PRIMARY KEY (app, period, start, kind, scope, name)
+);
+CREATE TABLE "values" (
+    app TEXT NOT NULL, period TEXT NOT NULL, start TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+    reporters INTEGER NOT NULL,
+    PRIMARY KEY (app, period, start, field, value)
+);
+"""
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """A published application: its name, title, homepage and manifest (for the transparency page)."""
+
+    name: str
+    title: str
+    homepage: str | None
+    manifest: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything one publication contains, after privacy protections."""
+
+    apps: Sequence[AppInfo]
+    installs: Sequence[InstallRow]
+    counters: Sequence[CounterRow]
+    values: Sequence[ValueRow]
+    threshold: int
+    published_at: datetime.datetime
+
+
+class PublicStore:
+    """Reads and (re)writes the public SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def write(self, publication: Publication) -> None:
+        """Replace the published data with ``publication`` in one atomic rename."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".public-", suffix=".sqlite3", dir=self.path.parent)
+        os.close(fd)
+        try:
+            db = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                db.executescript(_SCHEMA)
+                db.execute("BEGIN")
+                meta = {
+                    "format": str(PUBLIC_FORMAT),
+                    "threshold": str(publication.threshold),
+                    "published_at": publication.published_at.isoformat(),
+                }
+                db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+                db.executemany(
+                    "INSERT INTO apps VALUES (?, ?, ?, ?)",
+                    [(a.name, a.title, a.homepage, json.dumps(a.manifest, sort_keys=True)) for a in publication.apps],
+                )
+                db.executemany(
+                    "INSERT INTO installs VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.app, r.period, r.start.isoformat(), r.level, r.reporters, r.new_installs)
+                        for r in publication.installs
+                    ],
+                )
+                db.executemany(
+                    "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.app, r.period, r.start.isoformat(), r.kind, r.scope, r.name, r.total, r.reporters)
+                        for r in publication.counters
+                    ],
+                )
+                db.executemany(
+                    'INSERT INTO "values" VALUES (?, ?, ?, ?, ?, ?)',
+                    [(r.app, r.period, r.start.isoformat(), r.field, r.value, r.reporters) for r in publication.values],
+                )
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            Path(temporary).replace(self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(temporary).unlink()
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection | None]:
+        if not self.path.exists():
+            yield None
+            return
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def meta(self) -> dict[str, str]:
+        """Format, threshold and publication time; empty before the first publication."""
+        with self._read() as db:
+            return dict(db.execute("SELECT key, value FROM meta").fetchall()) if db else {}
+
+    def apps(self) -> list[AppInfo]:
+        """Published applications."""
+        with self._read() as db:
+            rows = db.execute("SELECT name, title, homepage, manifest FROM apps ORDER BY name").fetchall() if db else []
+        return [AppInfo(name, title, homepage, json.loads(manifest)) for name, title, homepage, manifest in rows]
+
+    def installs(self, app: str, period: str, level: str | None = None) -> list[dict[str, object]]:
+        """Published install counts of ``app`` per ``period``."""
+        sql = "SELECT start, level, reporters, new_installs FROM installs WHERE app = ? AND period = ?"
+        params: list[object] = [app, period]
+        if level is not None:
+            sql += " AND level = ?"
+            params.append(level)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY start, level", params).fetchall() if db else []
+        return [{"start": s, "level": lv, "reporters": r, "new_installs": n} for s, lv, r, n in rows]
+
+    def counters(self, app: str, period: str, kind: str | None = None) -> list[dict[str, object]]:
+        """Published counter totals of ``app`` per ``period``."""
+        sql = "SELECT start, kind, scope, name, total, reporters FROM counters WHERE app = ? AND period = ?"
+        params: list[object] = [app, period]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY start, kind, scope, name", params).fetchall() if db else []
+        keys = ("start", "kind", "scope", "name", "total", "reporters")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def values(self, app: str, period: str, field: str | None = None) -> list[dict[str, object]]:
+        """Published distributions of ``app`` per ``period``."""
+        sql = 'SELECT start, field, value, reporters FROM "values" WHERE app = ? AND period = ?'
+        params: list[object] = [app, period]
+        if field is not None:
+            sql += " AND field = ?"
+            params.append(field)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY start, field, value", params).fetchall() if db else []
+        return [{"start": s, "field": f, "value": v, "reporters": r} for s, f, v, r in rows]

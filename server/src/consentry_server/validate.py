@@ -1,0 +1,150 @@
+"""Checking a decoded report against the registered manifests: a pure function, no I/O.
+
+A report must say nothing its manifest does not allow, at exactly its level: every event, system field,
+dependency, plugin, command, parameter value and part must be declared there. Days may be neither in the
+future nor older than the retention window. The first violation found is reported with a machine-readable
+code and the field it concerns.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from consentry.manifest import NONE_LEVEL, Level, Manifest
+from consentry.wire import Report
+from consentry.wire.schema import OTHER
+from consentry_server.catalog import Catalog
+
+__all__ = ["Rejection", "validate_report"]
+
+
+@dataclass(frozen=True)
+class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not an error of the server
+    """Why a request was refused: HTTP ``status``, a stable ``code``, the ``field`` concerned, a message."""
+
+    status: int
+    code: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.field}: {self.message}" if self.field else f"{self.code}: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        """The body of the error response."""
+        return {"error": {"code": self.code, "field": self.field, "message": self.message}}
+
+
+def _reject(code: str, field: str, message: str) -> Rejection:
+    return Rejection(400, code, field, message)
+
+
+def _check_days(report: Report, today: datetime.date, *, future_days: int, retention_days: int) -> None:
+    latest = today + datetime.timedelta(days=future_days)
+    oldest = today - datetime.timedelta(days=retention_days)
+    for index, day in enumerate(report.days):
+        if day > latest:
+            raise _reject("day_in_future", f"days[{index}]", f"{day} is after the server's date {today}")
+        if day < oldest:
+            raise _reject("day_too_old", f"days[{index}]", f"{day} is older than the {retention_days}-day retention")
+
+
+def _check_level_parts(report: Report, level: Level) -> None:
+    for name in report.system:
+        if name not in level.system:
+            raise _reject("field_not_in_manifest", f"system.{name}", f"level {level.name!r} does not collect {name!r}")
+    for name in report.dependencies:
+        if name not in level.dependencies:
+            raise _reject(
+                "dependency_not_in_manifest", f"dependencies.{name}", f"level {level.name!r} does not report {name!r}"
+            )
+    parts = (("activity", report.activity), ("exceptions", report.exceptions), ("data", report.data))
+    for part, value in parts:
+        if value and not getattr(level, part):
+            raise _reject("part_not_in_manifest", part, f"level {level.name!r} does not collect {part}")
+
+
+def _check_events(report: Report, manifest: Manifest) -> None:
+    for day, counts in report.counts.items():
+        for event in counts:
+            spec = manifest.events.get(event)
+            field = f"counts.{day.isoformat()}.{event}"
+            if spec is None:
+                raise _reject("event_not_in_manifest", field, f"event {event!r} is not declared in the manifest")
+            if spec.level != report.level:
+                raise _reject(
+                    "event_wrong_level", field, f"event {event!r} belongs to level {spec.level!r}, not {report.level!r}"
+                )
+
+
+def _check_plugins(report: Report, level: Level, catalog: Catalog) -> None:
+    for index, plugin in enumerate(report.plugins):
+        field = f"plugins[{index}]"
+        if not plugin.counts and not level.plugins:
+            raise _reject("part_not_in_manifest", field, f"level {level.name!r} does not list installed plugins")
+        if plugin.name == OTHER:
+            if plugin.version != OTHER:
+                raise _reject("plugin_not_public", f"{field}.version", "plugins that are not public carry no version")
+            continue
+        if not catalog.is_public_plugin(plugin.name):
+            raise _reject("plugin_not_public", f"{field}.name", f"plugin {plugin.name!r} is not public; send 'other'")
+        if not plugin.counts:
+            continue
+        plugin_manifest = catalog.plugins.get(plugin.name)
+        if plugin_manifest is None:
+            raise _reject("unknown_plugin", f"{field}.name", f"no manifest is registered for plugin {plugin.name!r}")
+        for day, counts in plugin.counts.items():
+            for event in counts:
+                spec = plugin_manifest.events.get(event)
+                if spec is None or spec.level != report.level:
+                    raise _reject(
+                        "event_not_in_manifest",
+                        f"{field}.counts.{day.isoformat()}.{event}",
+                        f"plugin {plugin.name!r} declares no event {event!r} at level {report.level!r}",
+                    )
+
+
+def _check_commands(report: Report, manifest: Manifest) -> None:
+    for index, command in enumerate(report.commands):
+        field = f"commands[{index}]"
+        spec = manifest.commands.get(command.name)
+        if spec is None or spec.level != report.level:
+            raise _reject(
+                "command_not_in_manifest",
+                f"{field}.name",
+                f"command {command.name!r} is not declared at level {report.level!r}",
+            )
+        for param, value in command.params.items():
+            if param not in spec.params:
+                raise _reject("param_not_in_manifest", f"{field}.params.{param}", f"{param!r} is not declared")
+            if isinstance(value, str) and value not in spec.params[param]:
+                raise _reject(
+                    "param_value_not_allowed",
+                    f"{field}.params.{param}",
+                    f"value {value!r} is not an allowed value of {param!r}",
+                )
+
+
+def validate_report(
+    report: Report,
+    catalog: Catalog,
+    *,
+    path_level: str,
+    today: datetime.date,
+    future_days: int = 1,
+    retention_days: int = 60,
+) -> Manifest:
+    """Check ``report`` against ``catalog``; return the manifest it matched or raise :class:`Rejection`."""
+    if report.level != path_level:
+        raise _reject("level_mismatch", "level", f"report is for level {report.level!r} but sent to {path_level!r}")
+    manifest = catalog.manifest_for(report.consent_version)
+    if report.level == NONE_LEVEL or report.level not in manifest.level_names:
+        raise _reject("unknown_level", "level", f"{report.app!r} has no level {report.level!r}")
+    level = manifest.level(report.level)
+    _check_days(report, today, future_days=future_days, retention_days=retention_days)
+    _check_level_parts(report, level)
+    _check_events(report, manifest)
+    _check_plugins(report, level, catalog)
+    _check_commands(report, manifest)
+    return manifest
