@@ -1,0 +1,81 @@
+"""Shared fixtures.
+
+Every test runs under ``_no_swallowed_errors``: the client swallows its internal errors so the host never sees
+them, and this fixture makes such an error fail the test that caused it. A test that provokes internal
+errors on purpose takes the ``swallowed_errors`` fixture and asserts on what it returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from consentry import FixedClock, Manifest, load_manifest
+from consentry._guard import clear_internal_errors, internal_errors
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "consentry_examples"
+NAPARI = EXAMPLES / "napari_like" / "manifest.toml"
+STRIPEPY = EXAMPLES / "stripepy_like" / "manifest.toml"
+SLICER = EXAMPLES / "slicer_like" / "manifest.toml"
+
+
+class SwallowedErrors:
+    """Collects the internal errors the client swallowed during a test that provokes them on purpose."""
+
+    def take(self) -> list[BaseException]:
+        errors = internal_errors()
+        clear_internal_errors()
+        return errors
+
+
+@pytest.fixture(autouse=True)
+def _no_swallowed_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    clear_internal_errors()
+    yield
+    errors = internal_errors()
+    clear_internal_errors()
+    if errors and "swallowed_errors" not in request.fixturenames:
+        pytest.fail(f"Consentry swallowed internal errors during the test: {errors!r}")
+
+
+@pytest.fixture
+def swallowed_errors() -> SwallowedErrors:
+    return SwallowedErrors()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty Consentry home."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    """A clean environment for the client: no CI variables, no kill switches, no system policy file."""
+    return {"CONSENTRY_POLICY_FILE": str(tmp_path / "no-policy.json")}
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Noon UTC on a Wednesday."""
+    return FixedClock(datetime.datetime(2026, 11, 18, 12, 0, tzinfo=datetime.timezone.utc))
+
+
+@pytest.fixture
+def napari() -> Manifest:
+    return load_manifest(NAPARI)
+
+
+@pytest.fixture
+def stripepy() -> Manifest:
+    return load_manifest(STRIPEPY)
+
+
+@pytest.fixture
+def slicer() -> Manifest:
+    return load_manifest(SLICER)

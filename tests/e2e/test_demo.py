@@ -1,0 +1,48 @@
+"""``consentry-server demo``: the README's first command serves real data on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from support.processes import script, start, stop
+
+pytestmark = pytest.mark.slow
+
+
+def get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the demo server on 127.0.0.1
+        return json.loads(response.read())
+
+
+def test_demo_serves_published_counts_from_simulated_installs(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    command = [script("consentry-server"), "demo", "--data-dir", str(data), "--port", "0"]
+    command += ["--installs", "120", "--days", "8", "--seed", "3"]
+    started = start(command, dict(os.environ), r"Dashboard: (http://127\.0\.0\.1:\d+)/")
+    try:
+        url = started.match.group(1)
+        apps = get(f"{url}/api/v1/apps")
+        assert {app["name"] for app in apps} == {"napari-like", "stripepy-like", "slicer-like"}  # type: ignore[union-attr,index]
+        weekly = {
+            app: get(f"{url}/api/v1/apps/{app}/installs?period=week")["rows"]  # type: ignore[index]
+            for app in ("napari-like", "stripepy-like", "slicer-like")
+        }
+        assert all(row["reporters"] >= 10 for rows in weekly.values() for row in rows)
+        assert sum(row["reporters"] for row in weekly["napari-like"]) > 0
+        counters = get(f"{url}/api/v1/apps/napari-like/counters?period=week&kind=event")["rows"]  # type: ignore[index]
+        assert any(row["total"] > 0 for row in counters)
+        with urllib.request.urlopen(f"{url}/", timeout=10) as response:  # noqa: S310
+            page = response.read().decode()
+        assert "Napari-like viewer" in page
+        # The simulated installs are real client homes, with their upload history.
+        homes = sorted((data / "clients").iterdir())
+        assert len(homes) == 120
+        assert any((home / "apps").glob("*/history.jsonl") for home in homes)
+    finally:
+        assert stop(started) == 0
+    assert "Serving until interrupted" in "".join(started.output)

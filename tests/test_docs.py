@@ -1,0 +1,64 @@
+"""The documentation is kept honest: its examples run, its settings table is complete, its commands are real."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+import consentry
+from consentry.manifest import loads_manifest, loads_plugin_manifest
+from consentry_server.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text("utf-8"), flags=re.DOTALL)
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text("utf-8").splitlines()
+    fence = lines.index("```")
+    assert fence < 8, "the commands must come in the README's first lines"
+    assert lines[fence + 1 : fence + 4] == [
+        "pip install ./client ./server ./examples && consentry-server demo",
+        "bash scripts/test.sh",
+        "```",
+    ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert commands[-1] == "bash scripts/test.sh"
+
+
+def test_wire_format_example_is_a_valid_canonical_report() -> None:
+    [example] = blocks(DOCS / "wire-format.md", "json")
+    report = consentry.decode(example.encode())
+    assert consentry.encode(report) == example.encode()
+    assert report.app == "stripepy-like"
+
+
+@pytest.mark.parametrize("example", blocks(DOCS / "manifest.md", "toml")[:2], ids=["application", "plugin"])
+def test_manifest_examples_parse(example: str) -> None:
+    if "[plugin]" in example:
+        assert loads_plugin_manifest(example).events
+    else:
+        manifest = loads_manifest(example)
+        assert manifest.commands["call"].params["format"] == ("hic", "cool", "mcool")
+
+
+def test_every_server_setting_is_documented() -> None:
+    text = (DOCS / "server.md").read_text("utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", text, flags=re.MULTILINE))
+    assert {field.name for field in dataclasses.fields(Settings)} <= documented
+
+
+def test_docs_links_point_to_files_that_exist() -> None:
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text("utf-8")):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"

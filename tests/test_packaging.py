@@ -1,0 +1,69 @@
+"""The distributions as users install them: built into wheels and inspected."""
+
+from __future__ import annotations
+
+import email.parser
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def build_wheel(project: str, destination: Path) -> zipfile.ZipFile:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(destination),
+            str(ROOT / project),
+        ],
+        check=True,
+        timeout=300,
+    )
+    [wheel] = destination.glob("*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def metadata(wheel: zipfile.ZipFile) -> email.message.Message:
+    [name] = [name for name in wheel.namelist() if name.endswith(".dist-info/METADATA")]
+    return email.parser.Parser().parsestr(wheel.read(name).decode())
+
+
+def entry_points(wheel: zipfile.ZipFile) -> str:
+    [name] = [name for name in wheel.namelist() if name.endswith(".dist-info/entry_points.txt")]
+    return wheel.read(name).decode()
+
+
+def test_client_wheel_declares_no_dependencies_and_ships_types_and_schema(tmp_path: Path) -> None:
+    with build_wheel("client", tmp_path) as wheel:
+        meta = metadata(wheel)
+        names = wheel.namelist()
+        scripts = entry_points(wheel)
+    assert meta["Name"] == "consentry"
+    assert meta.get_all("Requires-Dist") is None
+    assert meta["Requires-Python"] == ">=3.10"
+    assert "consentry/py.typed" in names
+    assert "consentry/wire/report-v1.schema.json" in names
+    assert "consentry = consentry.cli:main" in scripts
+    assert not any(name.startswith(("tests/", "consentry_server/")) for name in names)
+
+
+def test_server_wheel_depends_on_the_client_and_its_framework(tmp_path: Path) -> None:
+    with build_wheel("server", tmp_path) as wheel:
+        meta = metadata(wheel)
+        scripts = entry_points(wheel)
+        names = wheel.namelist()
+    requirements = {requirement.split(">")[0].split("=")[0].strip() for requirement in meta.get_all("Requires-Dist")}
+    assert requirements == {"consentry", "starlette", "uvicorn"}
+    assert "consentry-server = consentry_server.cli:main" in scripts
+    assert "consentry_server/py.typed" in names
