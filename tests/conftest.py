@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from consentry import FixedClock, Manifest, load_manifest
 from consentry._guard import clear_internal_errors, internal_errors
 
