@@ -43,10 +43,6 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         public_api = scope["path"].startswith("/api/")
-        if public_api and scope["method"] == "OPTIONS":
-            response = Response(status_code=204, headers=_cors_headers())
-            await response(scope, receive, send)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -57,6 +53,9 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
+        if public_api and scope["method"] == "OPTIONS":
+            await Response(status_code=204)(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
 

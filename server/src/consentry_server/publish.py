@@ -16,10 +16,18 @@ __all__ = ["publish", "suppress"]
 
 
 def suppress(tables: AggregateTables, threshold: int) -> AggregateTables:
-    """Drop every row that rests on fewer than ``threshold`` distinct reporters."""
+    """Drop every row that rests on fewer than ``threshold`` distinct reporters.
+
+    A published install row also hides its count of new installs when between 1 and ``threshold - 1`` were new.
+    """
+    installs = [
+        row if not row.new_installs or row.new_installs >= threshold else replace(row, new_installs=None)
+        for row in tables.installs
+        if row.reporters >= threshold
+    ]
     return replace(
         tables,
-        installs=[row for row in tables.installs if row.reporters >= threshold],
+        installs=installs,
         counters=[row for row in tables.counters if row.reporters >= threshold],
         values=[row for row in tables.values if row.reporters >= threshold],
     )

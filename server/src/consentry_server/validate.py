@@ -32,8 +32,14 @@ class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not an er
         return f"{self.code}: {self.field}: {self.message}" if self.field else f"{self.code}: {self.message}"
 
     def to_json(self) -> dict[str, object]:
-        """The body of the error response."""
-        return {"error": {"code": self.code, "field": self.field, "message": self.message}}
+        """The body of the error response; field and message are bounded, so input is never echoed at length."""
+        return {
+            "error": {"code": self.code, "field": _bounded(self.field, 200), "message": _bounded(self.message, 500)}
+        }
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _reject(code: str, field: str, message: str) -> Rejection:

@@ -21,6 +21,7 @@ from consentry.paths import Paths
 from consentry.reports import reporter_id
 from consentry.session import AppSession
 from consentry.state import load_state
+from consentry.wire.schema import APP_NAME
 
 __all__ = ["VERSION", "CliError", "indicator", "run"]
 
@@ -45,6 +46,8 @@ def _json(document: object) -> None:
 
 
 def _session(args: argparse.Namespace) -> AppSession:
+    if APP_NAME.regex.fullmatch(args.app) is None:
+        raise CliError(f"{args.app!r} is not an application name", "`consentry apps` lists them", ExitCode.USAGE)
     paths = Paths.from_environment()
     try:
         manifest = find_manifest(args.app, paths, getattr(args, "manifest", None))

@@ -102,7 +102,7 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
-            raise WireError(key, "appears twice in the same object")
+            raise WireError(key if len(key) <= 64 else key[:61] + "...", "appears twice in the same object")  # noqa: PLR2004
         out[key] = value
     return out
 

@@ -46,7 +46,13 @@ class WireError(ValueError):
         self.reason = reason
 
 
+_KEY_IN_PATH = 64
+
+
 def _join(path: str, key: str) -> str:
+    """``path.key``, with a key from the document shortened: error messages never echo much of the input."""
+    if len(key) > _KEY_IN_PATH:
+        key = key[: _KEY_IN_PATH - 3] + "..."
     return f"{path}.{key}" if path else key
 
 
@@ -125,9 +131,9 @@ class Int:
         if type(value) is not int:
             raise WireError(path, f"must be an integer, got {_type_name(value)}")
         if not self.minimum <= value <= self.maximum:
-            raise WireError(path, f"must be between {self.minimum} and {self.maximum}, got {value}")
+            raise WireError(path, f"must be between {self.minimum} and {self.maximum}, got {_short(value)}")
         if value % self.multiple_of:
-            raise WireError(path, f"must be a multiple of {self.multiple_of}, got {value}")
+            raise WireError(path, f"must be a multiple of {self.multiple_of}, got {_short(value)}")
         return value
 
     def schema(self) -> dict[str, object]:

@@ -58,14 +58,17 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class InstallRow:
-    """Distinct reporters (installs) of an application at a level in a period."""
+    """Distinct reporters (installs) of an application at a level in a period, and how many were new.
+
+    ``new_installs`` is ``None`` once published if fewer than k installs were new: it is a count of reporters too.
+    """
 
     app: str
     period: str
     start: datetime.date
     level: str
     reporters: int
-    new_installs: int
+    new_installs: int | None
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,9 @@ SQLITE: Sequence[Migration] = (
             n INTEGER NOT NULL,
             PRIMARY KEY (report_id, kind, name_id)
         ) WITHOUT ROWID;
-        -- Days whose reports changed since the last aggregation.
-        CREATE TABLE dirty_days (day INTEGER PRIMARY KEY);
+        -- Days whose reports changed since the last aggregation. A day marked again gets a new seq, so that an
+        -- aggregation clears only the marks it saw when it started.
+        CREATE TABLE dirty_days (seq INTEGER PRIMARY KEY AUTOINCREMENT, day INTEGER NOT NULL UNIQUE);
         -- Aggregates, kept forever (raw reports are not). Periods: 'day', 'week' (ISO, starting on Monday).
         CREATE TABLE agg_installs (
             app TEXT NOT NULL,

@@ -27,7 +27,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE apps (name TEXT PRIMARY KEY, title TEXT NOT NULL, homepage TEXT, manifest TEXT NOT NULL);
 CREATE TABLE installs (
     app TEXT NOT NULL, period TEXT NOT NULL, start TEXT NOT NULL, level TEXT NOT NULL,
-    reporters INTEGER NOT NULL, new_installs INTEGER NOT NULL,
+    reporters INTEGER NOT NULL, new_installs INTEGER,
     PRIMARY KEY (app, period, start, level)
 );
 CREATE TABLE counters (

@@ -233,7 +233,7 @@ class SQLiteStorage:
                     "INSERT INTO counters VALUES (?, ?, ?, ?)",
                     [(report_id, kind, name, n) for (kind, name), n in self._counters(report, day).items()],
                 )
-                db.execute("INSERT OR IGNORE INTO dirty_days (day) VALUES (?)", (number,))
+                db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (number,))
         status = statuses[0] if len(set(statuses)) == 1 else "replaced"
         return StoreOutcome(status, len(report.days))  # type: ignore[arg-type]
 
@@ -247,7 +247,9 @@ class SQLiteStorage:
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
         """Recompute the day and week buckets touched since the last run, then return all aggregates."""
         with self._lock:
-            dirty = [day for (day,) in self._db.execute("SELECT day FROM dirty_days ORDER BY day")]
+            rows = self._db.execute("SELECT seq, day FROM dirty_days ORDER BY day").fetchall()
+        dirty = [day for _, day in rows]
+        seen = max((seq for seq, _ in rows), default=0)
         steps = len(_PERIODS)
         for step, (period, start_expr) in enumerate(_PERIODS.items()):
             starts = sorted({self._period_start(period, day) for day in dirty})
@@ -257,7 +259,8 @@ class SQLiteStorage:
             if progress:
                 progress(f"aggregated {len(starts)} {period} bucket(s)", step + 1, steps)
         with self._transaction() as db:
-            db.executemany("DELETE FROM dirty_days WHERE day = ?", [(day,) for day in dirty])
+            # Days marked again while this ran have a larger seq and stay for the next run.
+            db.execute("DELETE FROM dirty_days WHERE seq <= ?", (seen,))
         return self.aggregates()
 
     @staticmethod
