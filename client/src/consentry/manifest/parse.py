@@ -282,7 +282,7 @@ def _levels(reader: _Reader, document: Mapping[str, Any]) -> tuple[Level, ...]:
     seen_system: dict[str, str] = {}
     seen_dependencies: dict[str, str] = {}
     seen_features: dict[str, str] = {}
-    if table and NONE_LEVEL not in table:
+    if NONE_LEVEL not in table:
         levels.append(Level(NONE_LEVEL, 0, DEFAULT_NONE_DESCRIPTION))
     for key, body in table.items():
         path = f"levels.{key}"
@@ -326,7 +326,7 @@ def _levels(reader: _Reader, document: Mapping[str, Any]) -> tuple[Level, ...]:
         features = tuple(name for name in ("activity", "exceptions", "plugins", "data") if getattr(level, name))
         _once(reader, seen_features, features, key, path, what="feature")
         levels.append(level)
-    if table and len(levels) < 2:  # noqa: PLR2004 - 'none' plus at least one level that collects
+    if "levels" in document and len(levels) < 2:  # noqa: PLR2004 - 'none' plus at least one level that collects
         reader.problem("levels", "must declare at least one level besides 'none'")
     return tuple(levels)
 
@@ -507,12 +507,21 @@ def _toml() -> ModuleType | None:
         return None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {_short(key)} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def _read(text: str, fmt: str, source: str) -> Mapping[str, Any]:
     if len(text) > MAX_MANIFEST_BYTES:
         raise ManifestError(source, [("(file)", f"is larger than {MAX_MANIFEST_BYTES} bytes")])
     if fmt == "json":
         try:
-            document = json.loads(text)
+            document = json.loads(text, object_pairs_hook=_unique_keys)
         except (ValueError, RecursionError) as error:
             raise ManifestError(source, [("(file)", f"is not valid JSON: {error}")]) from None
     elif fmt == "toml":

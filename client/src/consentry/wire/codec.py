@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 from consentry.wire.report import Activity, Command, DataCategory, Day, Plugin, Report
 from consentry.wire.schema import MAX_REPORT_BYTES, OTHER, REPORT
-from consentry.wire.spec import WireError, check
+from consentry.wire.spec import DuplicateKeys, Unreadable, WireError, check
 
 __all__ = ["decode", "encode", "from_json", "to_json"]
 
@@ -98,17 +98,35 @@ def encode(report: Report) -> bytes:
 
 
 # ---- decoding ------------------------------------------------------------------------------------------------
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+# The parser's hooks mark what the wire format refuses instead of raising, so that the schema check rejects it
+# with the path of the field where it stands.
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
+    duplicate = None
     for key, value in pairs:
-        if key in out:
-            raise WireError(key if len(key) <= 64 else key[:61] + "...", "appears twice in the same object")  # noqa: PLR2004
+        if key in out and duplicate is None:
+            duplicate = key
         out[key] = value
-    return out
+    if duplicate is None:
+        return out
+    marked = DuplicateKeys(out)
+    marked.duplicate = duplicate
+    return marked
 
 
-def _no_floats(text: str) -> object:
-    raise WireError("", f"numbers must be integers, got {text[:20]}")
+def _fraction(text: str) -> Unreadable:
+    return Unreadable(f"a number that is not an integer ({text[:20]})")
+
+
+def _constant(text: str) -> Unreadable:
+    return Unreadable(f"{text}, which is not a number JSON allows")
+
+
+def _integer(text: str) -> int | Unreadable:
+    return int(text) if len(text) <= _MAX_DIGITS else Unreadable(f"an integer of {len(text)} digits")
+
+
+_MAX_DIGITS = 20
 
 
 def decode(data: bytes | str, *, max_bytes: int = MAX_REPORT_BYTES) -> Report:
@@ -121,12 +139,12 @@ def decode(data: bytes | str, *, max_bytes: int = MAX_REPORT_BYTES) -> Report:
         except UnicodeDecodeError as error:
             raise WireError("", f"not UTF-8 text (byte {error.start})") from None
     try:
-        document = json.loads(data, object_pairs_hook=_no_duplicates, parse_float=_no_floats, parse_constant=_no_floats)
-    except WireError:
-        raise
+        document = json.loads(
+            data, object_pairs_hook=_pairs, parse_float=_fraction, parse_constant=_constant, parse_int=_integer
+        )
     except RecursionError:
         raise WireError("", "JSON nested too deeply") from None
-    except ValueError as error:  # JSONDecodeError, and ints longer than Python accepts
+    except ValueError as error:
         raise WireError("", f"not valid JSON: {error}") from None
     return from_json(document)
 
@@ -141,12 +159,12 @@ def from_json(document: object) -> Report:
 
     def _covered(path: str, day: Day) -> Day:
         if day not in covered:
-            raise WireError(f"{path}.{day.isoformat()}", "is not one of the report's days")
+            raise WireError(path, f"{day.isoformat()} is not one of the report's days")
         return day
 
     def _per_day(name: str, mapping: dict[Day, Any]) -> dict[Day, Any]:
         for day in mapping:
-            _covered(name, day)
+            _covered(f"{name}.{day.isoformat()}", day)
         return mapping
 
     plugins = []

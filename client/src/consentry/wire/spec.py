@@ -18,6 +18,7 @@ __all__ = [
     "Array",
     "Bool",
     "Date",
+    "DuplicateKeys",
     "Enum",
     "Field",
     "Int",
@@ -27,6 +28,7 @@ __all__ = [
     "Object",
     "OneOf",
     "Str",
+    "Unreadable",
     "WireError",
     "check",
     "to_json_schema",
@@ -56,7 +58,28 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+class Unreadable:
+    """A JSON value the decoder refuses wherever it appears: a fraction, ``NaN``, an integer of many digits.
+
+    The parser puts it in place of the value, so that the schema check rejects it with the field's path.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.what
+
+
+class DuplicateKeys(dict[str, object]):
+    """A parsed JSON object in which ``duplicate`` appeared more than once; rejected with its path."""
+
+    duplicate = ""
+
+
 def _type_name(value: object) -> str:
+    if isinstance(value, Unreadable):
+        return value.what
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer"}
     if value is None:
         return "null"
@@ -64,6 +87,11 @@ def _type_name(value: object) -> str:
 
 
 _SHORT = 40
+
+
+def _reject_duplicates(value: object, path: str) -> None:
+    if isinstance(value, DuplicateKeys):
+        raise WireError(_join(path, value.duplicate), "appears twice in the same object")
 
 
 def _short(value: object) -> str:
@@ -246,6 +274,7 @@ class Map:
     description: str = ""
 
     def check(self, value: object, path: str) -> object:
+        _reject_duplicates(value, path)
         if type(value) is not dict:
             raise WireError(path, f"must be an object, got {_type_name(value)}")
         if len(value) > self.max_items:
@@ -287,6 +316,7 @@ class Object:
     description: str = ""
 
     def check(self, value: object, path: str) -> object:
+        _reject_duplicates(value, path)
         if type(value) is not dict:
             raise WireError(path, f"must be an object, got {_type_name(value)}")
         for key in value:
