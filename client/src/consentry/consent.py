@@ -150,8 +150,9 @@ def answer(
 class Decision:
     """What the consent, the manifest, the switches and the date allow in this process.
 
-    ``record``: count events (at levels up to ``level``). ``send``: upload reports without asking each time
-    (``mode == "on"``); in ``ask`` mode reports wait for approval. ``ask``: the consent question should be
+    ``record``: count events (at levels up to ``level``). ``send``: reports may leave this machine, automatically
+    in mode ``on``, each after the user's approval in mode ``ask`` (:attr:`ask_mode`); never in ``local`` mode, in
+    CI or under a policy that keeps data local. ``ask``: the consent question should be
     (re)asked. ``reason`` explains the outcome in words for ``consentry status``. ``refreshed`` is the stored
     consent updated to a new manifest version that collects nothing more, when that happened.
     """
@@ -215,5 +216,5 @@ def decide(manifest: Manifest, consent: Consent, switches: Switches, today: date
         reasons.append("kept on this machine by the administrator's policy")
     if switches.ci:
         reasons.append(f"nothing is sent in CI ({switches.ci} is set)")
-    send = mode == "on" and not switches.ci
+    send = mode in ("on", "ask") and not switches.ci
     return Decision(mode, level, record=True, send=send, ask=False, reason="; ".join(reasons), refreshed=refreshed)

@@ -210,7 +210,7 @@ class Recorder:
     @guarded(None)
     def count(self, event: str, n: int = 1) -> None:
         """Count ``n`` occurrences of ``event`` today. Unknown events and bad counts are dropped, never raised."""
-        if type(n) is not int or n < 1:
+        if type(n) is not int or not 1 <= n <= MAX_COUNT:
             self.drop("bad count")
             return
         try:
@@ -348,7 +348,7 @@ class PluginRecorder:
         """Count ``n`` occurrences of the plugin's ``event`` today."""
         if not self.enabled:
             return
-        if type(n) is not int or n < 1:
+        if type(n) is not int or not 1 <= n <= MAX_COUNT:
             self._host.drop("bad count")
             return
         key = self._keys.get(event) if type(event) is str else None

@@ -155,11 +155,12 @@ class AppSession:
                     decision.level,
                     record,
                     reporter=reporter_id(secret, self.manifest.name, day),
-                    first_report=not state.first_report_made,
+                    first_report=state.first_day in (None, day),
                     consent_version=self.manifest.consent_version,
                 )
                 written.extend(self.outbox.put(report) for report in reports)
-                state = replace(state, first_report_made=True)
+                if state.first_day is None:
+                    state = replace(state, first_day=day)
             store.mark_reported(days)
             save_state(self.paths, state)
         store.forget_before(today - datetime.timedelta(days=KEEP_DAYS))

@@ -72,6 +72,13 @@ def command_key(
 
 
 def _elements(data: object) -> float | None:
+    try:
+        return _count_elements(data)
+    except Exception:  # noqa: BLE001 - the host's object may raise anything when looked at; it is then not described
+        return None
+
+
+def _count_elements(data: object) -> float | None:
     size = getattr(data, "size", None)
     if isinstance(size, (int, float)) and not isinstance(size, bool) and size >= 0:
         return float(size)
@@ -84,19 +91,28 @@ def _elements(data: object) -> float | None:
         return None
 
 
+def _dtype_and_ndim(data: object) -> tuple[str, int] | None:
+    try:
+        dtype = str(getattr(data, "dtype", type(data).__name__))
+        ndim = getattr(data, "ndim", None)
+        if not isinstance(ndim, int) or isinstance(ndim, bool):
+            shape = getattr(data, "shape", None)
+            ndim = len(shape) if isinstance(shape, tuple) else 1
+    except Exception:  # noqa: BLE001 - the host's object may raise anything when looked at
+        return None
+    return dtype, ndim
+
+
 def data_key(kind: str, data: object) -> str | None:
     """The stored key of one data category, or ``None`` if ``data`` cannot be described."""
     if not _KIND.fullmatch(kind):
         return None
     elements = _elements(data)
-    if elements is None:
+    described = _dtype_and_ndim(data)
+    if elements is None or described is None:
         return None
     class_name = type(data).__name__
-    dtype = str(getattr(data, "dtype", type(data).__name__))
-    ndim = getattr(data, "ndim", None)
-    if not isinstance(ndim, int) or isinstance(ndim, bool):
-        shape = getattr(data, "shape", None)
-        ndim = len(shape) if isinstance(shape, tuple) else 1
+    dtype, ndim = described
     class_name = class_name if _CLASS.fullmatch(class_name) else "other"
     dtype = dtype if _DTYPE.fullmatch(dtype) else "other"
     key = [kind, class_name, dtype, max(0, min(ndim, 64)), size_category(elements)]

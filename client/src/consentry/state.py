@@ -1,7 +1,7 @@
 """Small per-application bookkeeping: the reporter secret and ``state.json``.
 
 The secret is 32 random bytes created on first need (after consent), readable only by the user, used only as
-the key of the reporter-id HMAC and never sent. ``state.json`` remembers whether the first report was made,
+the key of the reporter-id HMAC and never sent. ``state.json`` remembers the day of the first report,
 whether anything was ever sent, when uploads were attempted, and how many reports were dropped and why.
 """
 
@@ -38,9 +38,13 @@ def load_secret(paths: AppPaths) -> bytes:
 
 @dataclass(frozen=True)
 class AppState:
-    """Bookkeeping kept in ``state.json``."""
+    """Bookkeeping kept in ``state.json``.
 
-    first_report_made: bool = False
+    ``first_day`` is the day of the install's first report: that day's reports, and only they, carry
+    ``first_report``, even when a late flush makes the day be reported again.
+    """
+
+    first_day: datetime.date | None = None
     sent_ever: bool = False
     last_attempt: datetime.datetime | None = None
     last_success: datetime.datetime | None = None
@@ -65,13 +69,20 @@ def _time(value: object) -> datetime.datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def _day(value: object) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def load_state(paths: AppPaths) -> AppState:
     """The stored bookkeeping; defaults for anything absent or damaged."""
     document = read_json(paths.state, repair=True) or {}
     drops = document.get("drops")
     failures = document.get("failures")
     return AppState(
-        first_report_made=document.get("first_report_made") is True,
+        first_day=_day(document.get("first_day")),
         sent_ever=document.get("sent_ever") is True,
         last_attempt=_time(document.get("last_attempt")),
         last_success=_time(document.get("last_success")),
@@ -90,7 +101,7 @@ def save_state(paths: AppPaths, state: AppState) -> None:
     write_json(
         paths.state,
         {
-            "first_report_made": state.first_report_made,
+            "first_day": state.first_day.isoformat() if state.first_day else None,
             "sent_ever": state.sent_ever,
             "last_attempt": iso(state.last_attempt),
             "last_success": iso(state.last_success),

@@ -167,7 +167,7 @@ def upload_pending(
     """Send what may be sent now. ``force`` ignores a back-off in progress (for ``consentry upload``)."""
     outbox = Outbox(paths)
     pending = outbox.pending()
-    if not pending or not (decision.send or decision.ask_mode):
+    if not pending or not decision.send:
         return UploadResult(kept=len(pending))
     run = _Run(manifest, decision, outbox, transport, clock, budget=budget)
     retry_after = run.state.retry_after

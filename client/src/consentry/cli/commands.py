@@ -306,7 +306,7 @@ def cmd_upload(args: argparse.Namespace) -> ExitCode:
     """Send pending reports now."""
     session = _session(args)
     decision = session.decision
-    if not (decision.send or decision.ask_mode):
+    if not decision.send:
         session.prepare_reports()
         _out(f"{session.manifest.name}: nothing is sent: {decision.reason}.")
         return ExitCode.SWITCHED_OFF
@@ -322,7 +322,7 @@ def cmd_approve(args: argparse.Namespace) -> ExitCode:
     for report in pending:
         session.outbox.approve(report)
     _out(f"{session.manifest.name}: {len(pending)} report(s) approved.")
-    if not session.decision.ask_mode and not session.decision.send:
+    if not session.decision.send:
         _out(f"Nothing is sent: {session.decision.reason}.")
         return ExitCode.SWITCHED_OFF
     return _upload(session, as_json=False)
