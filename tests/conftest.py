@@ -15,12 +15,7 @@ import pytest
 
 from consentry import FixedClock, Manifest, load_manifest
 from consentry._guard import clear_internal_errors, internal_errors
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "consentry_examples"
-NAPARI = EXAMPLES / "napari_like" / "manifest.toml"
-STRIPEPY = EXAMPLES / "stripepy_like" / "manifest.toml"
-SLICER = EXAMPLES / "slicer_like" / "manifest.toml"
+from support.paths import NAPARI, SLICER, STRIPEPY
 
 
 class SwallowedErrors:

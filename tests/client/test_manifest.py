@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, NAPARI, SLICER
 from consentry.manifest import (
     Manifest,
     ManifestError,
@@ -29,6 +28,7 @@ from consentry.manifest import (
     parse_plugin_manifest,
 )
 from consentry.manifest.parse import MAX_MANIFEST_BYTES
+from support.paths import EXAMPLES, NAPARI, SLICER
 
 APP_MANIFESTS = sorted(EXAMPLES.glob("*/manifest.toml"))
 PLUGIN_MANIFESTS = sorted(

@@ -105,5 +105,3 @@ def stop(started: Started) -> int:
     if process.stdout is not None:
         process.stdout.close()
     return process.returncode
-
-
