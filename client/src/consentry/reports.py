@@ -10,6 +10,8 @@ import datetime
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from consentry.manifest import Level, Manifest
 from consentry.store import DayRecord
@@ -61,33 +63,33 @@ def _plugins(record: DayRecord, level: Level) -> list[Plugin]:
     ]
 
 
-def _commands(record: DayRecord, manifest: Manifest, level: Level) -> list[Command]:
-    out = []
-    for (kind, key), n in sorted(record.counters.items()):
-        if kind != "command" or n <= 0:
+def _structured(record: DayRecord, kind: str, fields: int) -> Iterator[tuple[list[Any], int]]:
+    """The counters of ``kind`` whose key is a JSON array of ``fields`` values, with their counts."""
+    for (counter_kind, key), n in sorted(record.counters.items()):
+        if counter_kind != kind or n <= 0:
             continue
         try:
-            name, params, duration, exit_code, exception = json.loads(key)
-        except (ValueError, TypeError):
+            values = json.loads(key)
+        except ValueError:
             continue
+        if isinstance(values, list) and len(values) == fields:
+            yield values, min(n, MAX_COUNT)
+
+
+def _commands(record: DayRecord, manifest: Manifest, level: Level) -> list[Command]:
+    out = []
+    for (name, params, duration, exit_code, exception), n in _structured(record, "command", 5):
         spec = manifest.commands.get(name)
-        if spec is None or spec.level != level.name:
-            continue
-        out.append(Command(record.day, name, duration, exit_code, min(n, MAX_COUNT), dict(params), exception))
+        if spec is not None and spec.level == level.name:
+            out.append(Command(record.day, name, duration, exit_code, n, dict(params), exception))
     return out
 
 
 def _data(record: DayRecord) -> list[DataCategory]:
-    out = []
-    for (kind, key), n in sorted(record.counters.items()):
-        if kind != "data" or n <= 0:
-            continue
-        try:
-            data_kind, class_name, dtype, ndim, size = json.loads(key)
-        except (ValueError, TypeError):
-            continue
-        out.append(DataCategory(record.day, data_kind, class_name, dtype, ndim, size, min(n, MAX_COUNT)))
-    return out
+    return [
+        DataCategory(record.day, kind, class_name, dtype, ndim, size, n)
+        for (kind, class_name, dtype, ndim, size), n in _structured(record, "data", 5)
+    ]
 
 
 def build_reports(

@@ -11,6 +11,8 @@ Routes (all ``GET``, all cacheable for a minute, CORS open):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,6 +23,7 @@ from consentry_server.storage.public import PublicStore
 __all__ = ["PERIODS", "public_routes"]
 
 PERIODS = ("day", "week")
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
 CACHE = "public, max-age=60"
 
 
@@ -41,48 +44,30 @@ def public_routes(store: PublicStore) -> list[Route]:
     async def apps(_: Request) -> JSONResponse:
         return _ok([{"name": a.name, "title": a.title, "homepage": a.homepage} for a in store.apps()])
 
-    def _app_and_period(request: Request) -> tuple[str, str] | JSONResponse:
-        app = request.path_params["app"]
-        period = request.query_params.get("period", "week")
-        if period not in PERIODS:
-            return _error(400, "bad_period", f"period must be one of {', '.join(PERIODS)}")
-        if app not in {info.name for info in store.apps()}:
-            return _error(404, "unknown_app", f"no published data for {app!r}")
-        return app, period
+    def table(fetch: Callable[[str, str, str | None], list[dict[str, object]]], filter_name: str) -> Endpoint:
+        """An endpoint returning the rows of one published table, optionally filtered on one column."""
 
-    async def installs(request: Request) -> JSONResponse:
-        checked = _app_and_period(request)
-        if isinstance(checked, JSONResponse):
-            return checked
-        app, period = checked
-        rows = store.installs(app, period, request.query_params.get("level"))
-        return _ok({"app": app, "period": period, "threshold": _threshold(store), "rows": rows})
+        async def endpoint(request: Request) -> JSONResponse:
+            app = request.path_params["app"]
+            period = request.query_params.get("period", "week")
+            wanted = request.query_params.get(filter_name)
+            if period not in PERIODS:
+                return _error(400, "bad_period", f"period must be one of {', '.join(PERIODS)}")
+            if filter_name == "kind" and wanted is not None and wanted not in COUNTER_KINDS:
+                return _error(400, "bad_kind", f"kind must be one of {', '.join(COUNTER_KINDS)}")
+            if app not in {info.name for info in store.apps()}:
+                return _error(404, "unknown_app", f"no published data for {app!r}")
+            rows = fetch(app, period, wanted)
+            return _ok({"app": app, "period": period, "threshold": _threshold(store), "rows": rows})
 
-    async def counters(request: Request) -> JSONResponse:
-        checked = _app_and_period(request)
-        if isinstance(checked, JSONResponse):
-            return checked
-        app, period = checked
-        kind = request.query_params.get("kind")
-        if kind is not None and kind not in COUNTER_KINDS:
-            return _error(400, "bad_kind", f"kind must be one of {', '.join(COUNTER_KINDS)}")
-        rows = store.counters(app, period, kind)
-        return _ok({"app": app, "period": period, "threshold": _threshold(store), "rows": rows})
-
-    async def values(request: Request) -> JSONResponse:
-        checked = _app_and_period(request)
-        if isinstance(checked, JSONResponse):
-            return checked
-        app, period = checked
-        rows = store.values(app, period, request.query_params.get("field"))
-        return _ok({"app": app, "period": period, "threshold": _threshold(store), "rows": rows})
+        return endpoint
 
     return [
         Route("/api/v1/meta", meta),
         Route("/api/v1/apps", apps),
-        Route("/api/v1/apps/{app}/installs", installs),
-        Route("/api/v1/apps/{app}/counters", counters),
-        Route("/api/v1/apps/{app}/values", values),
+        Route("/api/v1/apps/{app}/installs", table(store.installs, "level")),
+        Route("/api/v1/apps/{app}/counters", table(store.counters, "kind")),
+        Route("/api/v1/apps/{app}/values", table(store.values, "field")),
     ]
 
 

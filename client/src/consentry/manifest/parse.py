@@ -11,7 +11,7 @@ import json
 import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -378,40 +378,57 @@ def _entries(reader: _Reader, value: object, path: str, limit: int) -> list[tupl
     return out
 
 
-def _events(reader: _Reader, value: object, path: str, ranks: Mapping[str, int]) -> dict[str, EventSpec]:
-    events: dict[str, EventSpec] = {}
-    for entry_path, entry in _entries(reader, value, path, MAX_EVENTS_PER_DAY):
-        reader.keys(entry, _EVENT_KEYS, entry_path)
-        name = reader.name(entry.get("name"), f"{entry_path}.name", EVENT_NAME, "event name")
+def _declarations(
+    reader: _Reader,
+    value: object,
+    path: str,
+    ranks: Mapping[str, int],
+    extra: Callable[[dict[str, Any], str], T],
+    *,
+    what: str,
+    keys: tuple[str, ...],
+    limit: int,
+) -> Iterator[tuple[str, str, str, T]]:
+    """The well-formed entries of an array of ``[[events]]`` or ``[[commands]]``: name, level, purpose, extra.
+
+    ``extra(entry, entry_path)`` reads what is particular to the kind of entry, for every entry, so that its
+    problems are reported too; entries with problems in the common fields, or declared twice, are skipped.
+    """
+    seen: set[str] = set()
+    for entry_path, entry in _entries(reader, value, path, limit):
+        reader.keys(entry, keys, entry_path)
+        name = reader.name(entry.get("name"), f"{entry_path}.name", EVENT_NAME, f"{what} name")
         level = _level_ref(reader, entry.get("level"), f"{entry_path}.level", ranks)
         purpose = reader.text(entry, "purpose", f"{entry_path}.purpose", 300)
-        component = None
-        if "component" in entry:
-            component = reader.name(entry["component"], f"{entry_path}.component", _COMPONENT, "component name")
+        particular = extra(entry, entry_path)
         if name is None or level is None or purpose is None:
             continue
-        if name in events:
-            reader.problem(f"{entry_path}.name", f"event {name!r} is declared twice")
+        if name in seen:
+            reader.problem(f"{entry_path}.name", f"{what} {name!r} is declared twice")
             continue
-        events[name] = EventSpec(name, level, purpose, component)
-    return events
+        seen.add(name)
+        yield name, level, purpose, particular
+
+
+def _events(reader: _Reader, value: object, path: str, ranks: Mapping[str, int]) -> dict[str, EventSpec]:
+    def component(entry: dict[str, Any], entry_path: str) -> str | None:
+        if "component" not in entry:
+            return None
+        return reader.name(entry["component"], f"{entry_path}.component", _COMPONENT, "component name")
+
+    declared = _declarations(
+        reader, value, path, ranks, component, what="event", keys=_EVENT_KEYS, limit=MAX_EVENTS_PER_DAY
+    )
+    return {name: EventSpec(name, level, purpose, extra) for name, level, purpose, extra in declared}
 
 
 def _commands(reader: _Reader, document: Mapping[str, Any], ranks: Mapping[str, int]) -> dict[str, CommandSpec]:
-    commands: dict[str, CommandSpec] = {}
-    for entry_path, entry in _entries(reader, document.get("commands", []), "commands", 1000):
-        reader.keys(entry, _COMMAND_KEYS, entry_path)
-        name = reader.name(entry.get("name"), f"{entry_path}.name", EVENT_NAME, "command name")
-        level = _level_ref(reader, entry.get("level"), f"{entry_path}.level", ranks)
-        purpose = reader.text(entry, "purpose", f"{entry_path}.purpose", 300)
-        params = _params(reader, entry.get("params", {}), f"{entry_path}.params")
-        if name is None or level is None or purpose is None:
-            continue
-        if name in commands:
-            reader.problem(f"{entry_path}.name", f"command {name!r} is declared twice")
-            continue
-        commands[name] = CommandSpec(name, level, purpose, params)
-    return commands
+    def params(entry: dict[str, Any], entry_path: str) -> dict[str, tuple[str, ...]]:
+        return _params(reader, entry.get("params", {}), f"{entry_path}.params")
+
+    value = document.get("commands", [])
+    declared = _declarations(reader, value, "commands", ranks, params, what="command", keys=_COMMAND_KEYS, limit=1000)
+    return {name: CommandSpec(name, level, purpose, extra) for name, level, purpose, extra in declared}
 
 
 def _params(reader: _Reader, value: object, path: str) -> dict[str, tuple[str, ...]]:

@@ -140,36 +140,29 @@ class PublicStore:
             rows = db.execute("SELECT name, title, homepage, manifest FROM apps ORDER BY name").fetchall() if db else []
         return [AppInfo(name, title, homepage, json.loads(manifest)) for name, title, homepage, manifest in rows]
 
+    def _select(
+        self, table: str, keys: tuple[str, ...], numbers: tuple[str, ...], app: str, period: str, **where: str | None
+    ) -> list[dict[str, object]]:
+        """Rows of a published table for ``app`` and ``period``, filtered on the non-``None`` ``where`` columns."""
+        columns = ("start", *keys, *numbers)
+        conditions = ["app = ?", "period = ?", *(f"{column} = ?" for column, value in where.items() if value)]
+        params = [app, period, *(value for value in where.values() if value)]
+        sql = (
+            f'SELECT {", ".join(columns)} FROM "{table}" WHERE {" AND ".join(conditions)} '  # noqa: S608 - fixed names
+            f"ORDER BY {', '.join(('start', *keys))}"
+        )
+        with self._read() as db:
+            rows = db.execute(sql, params).fetchall() if db else []
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
     def installs(self, app: str, period: str, level: str | None = None) -> list[dict[str, object]]:
         """Published install counts of ``app`` per ``period``."""
-        sql = "SELECT start, level, reporters, new_installs FROM installs WHERE app = ? AND period = ?"
-        params: list[object] = [app, period]
-        if level is not None:
-            sql += " AND level = ?"
-            params.append(level)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY start, level", params).fetchall() if db else []
-        return [{"start": s, "level": lv, "reporters": r, "new_installs": n} for s, lv, r, n in rows]
+        return self._select("installs", ("level",), ("reporters", "new_installs"), app, period, level=level)
 
     def counters(self, app: str, period: str, kind: str | None = None) -> list[dict[str, object]]:
         """Published counter totals of ``app`` per ``period``."""
-        sql = "SELECT start, kind, scope, name, total, reporters FROM counters WHERE app = ? AND period = ?"
-        params: list[object] = [app, period]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(kind)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY start, kind, scope, name", params).fetchall() if db else []
-        keys = ("start", "kind", "scope", "name", "total", "reporters")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return self._select("counters", ("kind", "scope", "name"), ("total", "reporters"), app, period, kind=kind)
 
     def values(self, app: str, period: str, field: str | None = None) -> list[dict[str, object]]:
         """Published distributions of ``app`` per ``period``."""
-        sql = 'SELECT start, field, value, reporters FROM "values" WHERE app = ? AND period = ?'
-        params: list[object] = [app, period]
-        if field is not None:
-            sql += " AND field = ?"
-            params.append(field)
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY start, field, value", params).fetchall() if db else []
-        return [{"start": s, "field": f, "value": v, "reporters": r} for s, f, v, r in rows]
+        return self._select("values", ("field", "value"), ("reporters",), app, period, field=field)
