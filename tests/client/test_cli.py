@@ -163,7 +163,9 @@ def _record_a_past_day(home: Path, environ: dict[str, str]) -> datetime.date:
     past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
     clock = FixedClock(past)
     consentry.set_consent(NAPARI, "on", "full", home=home, environ=environ, clock=clock)
-    recorder = consentry.init(NAPARI, app_version="0.5.6", home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(
+        NAPARI, app_version="0.5.6", home=home, environ=environ, clock=clock, background=False, flush_at_exit=False
+    )
     assert isinstance(recorder, Recorder)
     recorder.count("napari:layer:add_image", 3)
     recorder.flush()
@@ -230,7 +232,7 @@ def test_disable_all_then_enable_all(cli_home, environ, capsys):
     assert code == ExitCode.OK
     settings = Paths(cli_home).settings
     assert json.loads(settings.read_text()) == {"disable_all": True}
-    off = consentry.init(NAPARI, home=cli_home, environ=environ, flush_at_exit=False)
+    off = consentry.init(NAPARI, home=cli_home, environ=environ, background=False, flush_at_exit=False)
     assert isinstance(off, NullRecorder)
     assert "settings.json" in off.reason
     assert _status(capsys, "napari-like")["mode"] == "off"
@@ -238,7 +240,7 @@ def test_disable_all_then_enable_all(cli_home, environ, capsys):
     code, _, _ = _run(capsys, "enable-all")
     assert code == ExitCode.OK
     assert "disable_all" not in json.loads(settings.read_text())
-    on = consentry.init(NAPARI, home=cli_home, environ=environ, flush_at_exit=False)
+    on = consentry.init(NAPARI, home=cli_home, environ=environ, background=False, flush_at_exit=False)
     assert isinstance(on, Recorder)
     assert _status(capsys, "napari-like")["mode"] == "on"
 

@@ -31,7 +31,13 @@ ADD_LABELS = "napari:layer:add_labels"
 def _start(manifest, level, home, environ, clock, *, mode="on", app_version="0.5.6"):
     consentry.set_consent(manifest, mode, level, home=home, environ=environ, clock=clock)
     recorder = consentry.init(
-        manifest, app_version=app_version, home=home, environ=environ, clock=clock, flush_at_exit=False
+        manifest,
+        app_version=app_version,
+        home=home,
+        environ=environ,
+        clock=clock,
+        background=False,
+        flush_at_exit=False,
     )
     assert isinstance(recorder, Recorder)
     return recorder
@@ -92,7 +98,9 @@ def test_several_flushes_add_up(napari, home, environ, clock):
         recorder.count(ADD_IMAGE, n)
         recorder.flush()
     recorder.flush()  # nothing new: changes nothing
-    second = consentry.init(napari, app_version="0.5.6", home=home, environ=environ, clock=clock, flush_at_exit=False)
+    second = consentry.init(
+        napari, app_version="0.5.6", home=home, environ=environ, clock=clock, background=False, flush_at_exit=False
+    )
     second.count(ADD_IMAGE, 10)
     second.close()
     assert _keys(_day(home, napari.name, clock.today()), "event") == {ADD_IMAGE: 16}
@@ -175,7 +183,7 @@ def _use_everything(recorder, napari_blobs) -> None:
 
 def test_without_consent_init_returns_a_null_recorder_and_writes_nothing(napari, home, environ, clock, tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
-    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, background=False, flush_at_exit=False)
     assert isinstance(recorder, NullRecorder)
     assert recorder.enabled is False
     _use_everything(recorder, load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari))
@@ -185,7 +193,7 @@ def test_without_consent_init_returns_a_null_recorder_and_writes_nothing(napari,
 
 
 def test_a_null_recorders_command_span_lets_exceptions_through(napari, home, environ, clock):
-    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, background=False, flush_at_exit=False)
     error = ValueError("boom")
     with pytest.raises(ValueError, match="boom") as raised, recorder.command("open"):
         raise error
@@ -196,7 +204,7 @@ def test_a_null_recorders_command_span_lets_exceptions_through(napari, home, env
 def test_after_saying_no_init_writes_nothing_more(napari, home, environ, clock):
     consentry.set_consent(napari, "off", home=home, environ=environ, clock=clock)
     before = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
-    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(napari, home=home, environ=environ, clock=clock, background=False, flush_at_exit=False)
     assert isinstance(recorder, NullRecorder)
     _use_everything(recorder, load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari))
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == before
@@ -207,7 +215,9 @@ def test_a_kill_switch_after_consent_makes_init_write_nothing(napari, home, envi
     consentry.set_consent(napari, "on", home=home, environ=environ, clock=clock)
     before = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     switched_off = {**environ, "DO_NOT_TRACK": "1"}
-    recorder = consentry.init(napari, home=home, environ=switched_off, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(
+        napari, home=home, environ=switched_off, clock=clock, background=False, flush_at_exit=False
+    )
     assert isinstance(recorder, NullRecorder)
     assert "DO_NOT_TRACK" in recorder.reason
     _use_everything(recorder, load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari))
@@ -303,7 +313,9 @@ def test_a_plugin_that_does_not_declare_itself_public_is_other(napari, home, env
 def test_a_denied_plugin_records_nothing(napari, home, environ, clock):
     consentry.set_consent(napari, "on", "full", home=home, environ=environ, clock=clock)
     consentry.set_plugin_consent(napari, "napari-blobs", allow=False, home=home, environ=environ)
-    recorder = consentry.init(napari, app_version="0.5.6", home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(
+        napari, app_version="0.5.6", home=home, environ=environ, clock=clock, background=False, flush_at_exit=False
+    )
     blobs = recorder.plugin(load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari), "0.3.1")
     tracks = recorder.plugin(load_plugin_manifest(PLUGINS / "napari-tracks.toml", napari), "1.0.0")
     assert (blobs.enabled, tracks.enabled) == (False, True)
@@ -318,7 +330,9 @@ def test_a_plugin_choice_survives_a_new_answer(napari, home, environ, clock):
     consentry.set_consent(napari, "on", "full", home=home, environ=environ, clock=clock)
     consentry.set_plugin_consent(napari, "napari-blobs", allow=False, home=home, environ=environ)
     consentry.set_consent(napari, "on", "full", home=home, environ=environ, clock=clock)
-    recorder = consentry.init(napari, app_version="0.5.6", home=home, environ=environ, clock=clock, flush_at_exit=False)
+    recorder = consentry.init(
+        napari, app_version="0.5.6", home=home, environ=environ, clock=clock, background=False, flush_at_exit=False
+    )
     blobs = recorder.plugin(load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari), "0.3.1")
     assert blobs.enabled is False
 
@@ -673,7 +687,7 @@ WORKER = textwrap.dedent(
     clock = consentry.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(
         sys.argv[4], app_version="0.5.6", home=home, environ={"CONSENTRY_POLICY_FILE": policy}, clock=clock,
-        flush_at_exit=False,
+        background=False, flush_at_exit=False,
     )
     for i in range(per_process):
         recorder.count("napari:layer:add_image")

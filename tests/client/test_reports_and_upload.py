@@ -166,6 +166,7 @@ class App:
             home=self.home,
             environ=self.environ,
             clock=self.clock,
+            background=False,
             flush_at_exit=False,
         )
         assert isinstance(recorder, consentry.Recorder)
@@ -231,14 +232,23 @@ def test_first_report_is_true_only_on_the_first_day(app):
 def test_a_late_flush_into_the_first_day_keeps_its_reports_first_report(app):
     # A process started on the install's first day is still running after midnight ...
     long_running = consentry.init(
-        app.manifest, app_version="0.5.6", home=app.home, environ=app.environ, clock=app.clock, flush_at_exit=False
+        app.manifest,
+        app_version="0.5.6",
+        home=app.home,
+        environ=app.environ,
+        clock=app.clock,
+        background=False,
+        flush_at_exit=False,
     )
     long_running.count(ADD_IMAGE, 2)
     app.use()
     app.next_day()
     app.session().prepare_reports()  # e.g. `consentry preview` on the next morning: nothing is sent yet
     assert decode(_pending_bytes(app)["2026-11-18.basic.json"]).first_report is True
-    long_running.close()  # ... and flushes the first day's counts when it exits
+    # ... and flushes the first day's counts late: the rollover flush, which the background thread makes at
+    # midnight (simulated here, the clock being fixed), gives them to the day that ended.
+    long_running.flush(day=datetime.date(2026, 11, 18))
+    long_running.close()
     app.session().prepare_reports()  # the first day is reported again, with the late counts
     reports = {name: decode(data) for name, data in _pending_bytes(app).items()}
     assert reports["2026-11-18.full.json"].total(ADD_IMAGE) == 3
@@ -609,7 +619,7 @@ def _local_stripepy(stripepy: Manifest, endpoint: str) -> Manifest:
 def _one_pending_report(manifest: Manifest, home: Path, environ: dict[str, str], clock) -> AppSession:
     consentry.set_consent(manifest, "on", "basic", home=home, environ=environ, clock=clock)
     recorder = consentry.init(
-        manifest, app_version="1.2.0", home=home, environ=environ, clock=clock, flush_at_exit=False
+        manifest, app_version="1.2.0", home=home, environ=environ, clock=clock, background=False, flush_at_exit=False
     )
     with recorder.command("call", format="cool", resolution=10000):
         pass

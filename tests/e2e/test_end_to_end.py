@@ -97,7 +97,9 @@ def test_report_travels_from_consent_to_the_public_api(server: RunningServer, tm
 
     # The user says yes (full level); the application counts through the client.
     consentry.set_consent(manifest, "on", "full", home=home, environ=env, clock=clock)
-    recorder = consentry.init(manifest, home=home, environ=env, clock=clock, app_version="1.2.3", flush_at_exit=False)
+    recorder = consentry.init(
+        manifest, home=home, environ=env, clock=clock, app_version="1.2.3", background=False, flush_at_exit=False
+    )
     assert recorder.enabled
     recorder.count("file.open", 3)
     recorder.count("export.png", 2)
@@ -169,7 +171,9 @@ def test_event_missing_from_the_manifest_is_refused_and_nothing_is_stored(
 
     clock = yesterday_noon()
     consentry.set_consent(newer, "on", "basic", home=home, environ=env, clock=clock)
-    recorder = consentry.init(newer, home=home, environ=env, clock=clock, app_version="1.3.0", flush_at_exit=False)
+    recorder = consentry.init(
+        newer, home=home, environ=env, clock=clock, app_version="1.3.0", background=False, flush_at_exit=False
+    )
     recorder.count("export.gif", 4)
     recorder.flush()
     [pending] = AppSession.open(newer, home=home, environ=env).prepare_reports()

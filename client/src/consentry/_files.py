@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-__all__ = ["MAX_STATE_BYTES", "make_private_dir", "move_aside", "read_json", "write_atomic", "write_json"]
+__all__ = ["MAX_STATE_BYTES", "exclusive", "make_private_dir", "move_aside", "read_json", "write_atomic", "write_json"]
 
 #: State files are tiny; anything larger is not ours and is treated as corrupt.
 MAX_STATE_BYTES = 1024 * 1024
@@ -72,3 +74,43 @@ def move_aside(path: Path) -> None:
     """Rename a damaged file to ``<name>.corrupt`` (replacing an older one); ignore failures."""
     with contextlib.suppress(OSError):
         path.replace(path.with_name(path.name + ".corrupt"))
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` if nobody else does; yields whether it is held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as file:
+        held = _lock(file)
+        try:
+            yield held
+        finally:
+            if held:
+                _unlock(file)
+
+
+def _lock(file: IO[bytes]) -> bool:
+    try:
+        if os.name == "nt":
+            import msvcrt  # noqa: PLC0415
+
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            import fcntl  # noqa: PLC0415
+
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(file: IO[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        if os.name == "nt":
+            import msvcrt  # noqa: PLC0415
+
+            msvcrt.locking(file.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            import fcntl  # noqa: PLC0415
+
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)

@@ -1,21 +1,29 @@
-"""The functions an application calls: :func:`init` and :func:`set_consent`."""
+"""The functions an application calls: :func:`init`, :func:`set_consent` and :func:`set_plugin_consent`."""
 
 from __future__ import annotations
 
 import atexit
 import datetime
 import importlib.metadata
+import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
 from consentry._guard import guard, guarded, logger
 from consentry.clock import Clock
 from consentry.consent import Consent, Mode
+from consentry.hooks import install_exception_hooks
 from consentry.manifest import Manifest, load_manifest
 from consentry.recorder import NullRecorder, Recorder
 from consentry.session import AppSession
+from consentry.transport import Transport
+from consentry.worker import Worker
 
-__all__ = ["init", "set_consent", "set_plugin_consent"]
+__all__ = ["EXIT_FLUSH_TIMEOUT", "init", "set_consent", "set_plugin_consent"]
+
+#: The most the flush at interpreter exit waits for the store (seconds): the host's exit comes first.
+EXIT_FLUSH_TIMEOUT = 0.03
 
 
 def _manifest(manifest: Manifest | str | Path) -> Manifest:
@@ -31,6 +39,13 @@ def _app_version(manifest: Manifest, app_version: str | None) -> str:
         return "unknown"
 
 
+def _after_fork_in_child(reference: weakref.ref[Recorder]) -> None:
+    recorder = reference()
+    if recorder is not None:
+        with guard():
+            recorder.reset_after_fork()
+
+
 @guarded(NullRecorder("Consentry failed to start; telemetry is off"))
 def init(
     manifest: Manifest | str | Path,
@@ -39,30 +54,56 @@ def init(
     home: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    background: bool = True,
+    flush_interval: float = 600.0,
+    transport: Transport | None = None,
+    exception_hooks: bool = True,
     flush_at_exit: bool = True,
 ) -> Recorder | NullRecorder:
-    """Start telemetry for an application and return its recorder.
+    """Start telemetry for an application and return its recorder. Never raises.
 
     Without the user's consent (or with any kill switch on) this returns a :class:`NullRecorder` whose every
-    method does nothing, and nothing is written or sent. ``manifest`` is a :class:`Manifest` or the path of a
-    manifest file; ``app_version`` defaults to the installed version of the manifest's distribution. This
-    function never raises.
+    method does nothing, and nothing is written or sent.
+
+    ``manifest`` is a :class:`Manifest` or the path of a manifest file; ``app_version`` defaults to the installed
+    version of the manifest's distribution; ``home`` and ``environ`` override ``CONSENTRY_HOME`` and the
+    environment (read once, here). With ``background`` (the default) a daemon thread flushes every
+    ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a
+    day, starts the detached uploader (or uploads through ``transport`` itself, when one is given).
+    ``exception_hooks`` counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit``
+    flushes at interpreter exit, waiting at most a few milliseconds for the store.
     """
     session = AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
     decision = session.decision
     if not decision.record:
         return NullRecorder(decision.reason)
     session = session.refresh_consent(decision)
+    session.save_manifest()  # the detached uploader and the CLI read it
     recorder = Recorder(
         session.manifest,
         decision,
         session.store,
         session.clock,
         app_version=_app_version(session.manifest, app_version),
+        paths=session.paths,
         plugin_choices=session.consent.plugins,
     )
+    if exception_hooks and recorder.collects_exceptions:
+        recorder.when_closed(install_exception_hooks(recorder.exception))
+    if background:
+        worker = Worker(recorder, session, flush_interval=flush_interval, transport=transport)
+        recorder.when_closed(worker.stop)
+        worker.start()
     if flush_at_exit:
-        atexit.register(recorder.close)
+
+        def at_exit() -> None:
+            recorder.close(timeout=EXIT_FLUSH_TIMEOUT)
+
+        atexit.register(at_exit)
+        recorder.when_closed(lambda: atexit.unregister(at_exit))
+    if hasattr(os, "register_at_fork"):
+        reference = weakref.ref(recorder)
+        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(reference))
     logger.debug("consentry: recording %s at level %s", session.manifest.name, decision.level)
     return recorder
 
@@ -84,8 +125,7 @@ def set_consent(
     """
     session = AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
     consent = session.set_consent(mode, level, valid_for=valid_for).consent
-    with guard():
-        logger.debug("consentry: consent for %s is now %s/%s", session.manifest.name, consent.mode, consent.level)
+    logger.debug("consentry: consent for %s is now %s/%s", session.manifest.name, consent.mode, consent.level)
     return consent
 
 

@@ -1,8 +1,8 @@
 """Recording: counters in memory, flushed to the local store.
 
 :class:`Recorder` is what :func:`consentry.init` returns when the user consented; :class:`NullRecorder` is what it
-returns otherwise, with the same methods doing nothing. Counting never does I/O and never raises; names
-outside the manifest, or above the consented level, are dropped and the drops counted by reason.
+returns otherwise, with the same methods doing nothing. Counting never does I/O, never takes a lock and never
+raises; names outside the manifest, or above the consented level, are dropped and the drops counted by reason.
 """
 
 from __future__ import annotations
@@ -12,22 +12,31 @@ import datetime
 import json
 import re
 import threading
-from collections.abc import Mapping
-from types import TracebackType
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from consentry._guard import guard, guarded, logger
 from consentry.clock import Clock
 from consentry.consent import Decision
 from consentry.manifest import Manifest, PluginManifest
-from consentry.spans import command_key, data_key, exception_name
+from consentry.paths import AppPaths
+from consentry.spans import CommandSpan, command_key, data_key, exception_name
+from consentry.state import load_state, save_state
 from consentry.store import CounterKey, DayMeta, Store, StoreError
-from consentry.system import collect_system, dependency_versions
-from consentry.wire.schema import EXCEPTION_NAME, MAX_COUNT, OTHER, VERSION
+from consentry.system import (
+    bin_screen_scale,
+    bin_screen_width,
+    bin_screens,
+    collect_system,
+    dependency_versions,
+)
+from consentry.tally import Key, Tallies
+from consentry.wire.schema import EXCEPTION_NAME, MAX_COUNT, OTHER, SYSTEM_FIELDS, VERSION
 
-__all__ = ["CommandSpan", "NullRecorder", "PluginRecorder", "Recorder", "RecorderLike"]
+__all__ = ["NullPluginRecorder", "NullRecorder", "PluginRecorder", "Recorder", "RecorderLike", "public_version"]
 
 _RELEASE = re.compile(r"^[0-9]+(\.[0-9]+)*(\.post[0-9]+)?$")
+_ONE = 1  # compared by identity on the hot path: CPython shares the small integer 1, and True is not it
 
 
 class RecorderLike(Protocol):
@@ -49,6 +58,15 @@ class RecorderLike(Protocol):
     def close(self) -> None:
         """Flush and stop."""
         ...
+
+
+class NullPluginRecorder:
+    """A plugin recorder that does nothing."""
+
+    enabled = False
+
+    def count(self, event: str, n: int = 1) -> None:
+        """Do nothing."""
 
 
 class NullRecorder:
@@ -78,7 +96,7 @@ class NullRecorder:
         return {}
 
     def command(self, name: str, **params: object) -> CommandSpan:
-        """A span that records nothing (the block's exceptions still propagate)."""
+        """A span that records nothing; the block's exceptions still propagate."""
         return CommandSpan(None, name, params)
 
     def record_command(
@@ -95,55 +113,14 @@ class NullRecorder:
     def data(self, kind: str, data: object) -> None:
         """Do nothing."""
 
-
-class NullPluginRecorder:
-    """A plugin recorder that does nothing."""
-
-    enabled = False
-
-    def count(self, event: str, n: int = 1) -> None:
+    def mark_active(self) -> None:
         """Do nothing."""
 
+    def supply_system(self, **values: str) -> None:
+        """Do nothing."""
 
-class CommandSpan:
-    """Times a command run and records it when the block ends, with its exit status and exception type.
-
-    The block's own exceptions propagate unchanged; only the exception's class name is recorded, never its
-    message or traceback. ``SystemExit`` gives the exit code; set :attr:`exit_code` for a failure that does not
-    raise.
-    """
-
-    def __init__(self, recorder: Recorder | None, name: str, params: Mapping[str, object]) -> None:
-        self._recorder = recorder
-        self.name = name
-        self.params = dict(params)
-        self.exit_code = 0
-        self._start = 0.0
-
-    def __enter__(self) -> CommandSpan:  # noqa: PYI034 - typing.Self needs Python 3.11
-        if self._recorder is not None:
-            self._start = self._recorder.clock.monotonic()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if self._recorder is None:
-            return
-        with guard():
-            exit_code, exception = self.exit_code, exception_name(kind)
-            if isinstance(error, SystemExit):
-                code = error.code
-                exit_code = code if isinstance(code, int) else (0 if code is None else 1)
-                exception = None
-            elif isinstance(error, KeyboardInterrupt):
-                exit_code = 130
-            elif error is not None:
-                exit_code = exit_code or 1
-            duration = self._recorder.clock.monotonic() - self._start
-            self._recorder.record_command(
-                self.name, self.params, duration=duration, exit_code=exit_code, exception=exception
-            )
+    def supply_screens(self, count: int, width: int | None = None, scale: float | None = None) -> None:
+        """Do nothing."""
 
 
 def public_version(version: str) -> str:
@@ -154,7 +131,8 @@ def public_version(version: str) -> str:
 class Recorder:
     """Counts in memory for one application and flushes to its store.
 
-    Created by :func:`consentry.init`; the host keeps it and calls :meth:`count`. Thread-safe.
+    Created by :func:`consentry.init`; the host keeps it and calls :meth:`count`. Every method may be called
+    from any thread.
     """
 
     enabled = True
@@ -167,6 +145,7 @@ class Recorder:
         clock: Clock,
         *,
         app_version: str,
+        paths: AppPaths | None = None,
         plugin_choices: Mapping[str, str] | None = None,
         supplied_system: Mapping[str, str] | None = None,
     ) -> None:
@@ -174,58 +153,63 @@ class Recorder:
         self.decision = decision
         self.store = store
         self.clock = clock
+        self.paths = paths
         self.app_version = app_version if VERSION.regex.fullmatch(app_version) else OTHER
-        self._levels = {level.name for level in manifest.levels_upto(decision.level)}
-        self._allowed = frozenset(name for name, spec in manifest.events.items() if spec.level in self._levels)
+        self.levels = frozenset(level.name for level in manifest.levels_upto(decision.level))
+        allowed = [name for name, spec in manifest.events.items() if spec.level in self.levels]
+        self._tallies = Tallies(prefill=allowed)
+        self._local = self._tallies.local
         self._plugin_choices = dict(plugin_choices or {})
         self._supplied = dict(supplied_system or {})
         self._lock = threading.Lock()
-        self._pending: dict[CounterKey, int] = {}
+        self._flush_lock = threading.Lock()
         self._drops: collections.Counter[str] = collections.Counter()
+        self._drops_saved: collections.Counter[str] = collections.Counter()
         self._plugins: dict[str, str] = {}
         self._system: dict[str, str] | None = None
-        self._day = clock.today()
-        self._day_checked = clock.monotonic()
+        self._dependencies: dict[str, str] | None = None
+        self._activity_marked = False
+        self._active_since_tick = False
+        self._closers: list[Callable[[], None]] = []
         self.quiet: str | None = None
 
     # ---- counting -----------------------------------------------------------------------------------------
-    def _today(self) -> datetime.date:
-        now = self.clock.monotonic()
-        if now - self._day_checked > 1.0:
-            self._day = self.clock.today()
-            self._day_checked = now
-        return self._day
+    def count(self, event: str, n: int = 1) -> None:
+        """Count ``n`` occurrences of ``event`` today. Unknown events and bad counts are dropped, never raised."""
+        try:
+            if n is _ONE or (n.__class__ is int and 0 < n <= MAX_COUNT):
+                self._local.counts[event] += n  # KeyError: not an allowed event, or a new thread
+                return
+        except Exception:  # noqa: BLE001, S110 - the slow path below sorts out why
+            pass
+        self._count_slow(event, n)
+
+    @guarded(None)
+    def _count_slow(self, event: object, n: object) -> None:
+        if type(n) is not int or not 1 <= n <= MAX_COUNT:
+            self.drop("bad count")
+            return
+        try:
+            allowed = event in self._tallies.mine()
+        except TypeError:  # an unhashable "name"
+            allowed = False
+        if not allowed or type(event) is not str:
+            known = type(event) is str and event in self.manifest.events
+            self.drop("above the consented level" if known else "not in the manifest")
+            return
+        self._tallies.add(event, n)
 
     def _add(self, kind: str, key: str, n: int) -> None:
-        day = self._today()
-        with self._lock:
-            counter = (day, kind, key)
-            self._pending[counter] = min(self._pending.get(counter, 0) + n, MAX_COUNT)
+        self._tallies.add((kind, key), n)
 
     def drop(self, reason: str) -> None:
         """Count something that was not recorded, by reason (shown by ``consentry status --verbose``)."""
         with self._lock:
             self._drops[reason] += 1
 
-    @guarded(None)
-    def count(self, event: str, n: int = 1) -> None:
-        """Count ``n`` occurrences of ``event`` today. Unknown events and bad counts are dropped, never raised."""
-        if type(n) is not int or not 1 <= n <= MAX_COUNT:
-            self.drop("bad count")
-            return
-        try:
-            allowed = event in self._allowed
-        except TypeError:  # an unhashable "name"
-            allowed = False
-        if not allowed:
-            known = type(event) is str and event in self.manifest.events
-            self.drop("above the consented level" if known else "not in the manifest")
-            return
-        self._add("event", event, n)
-
     @property
     def drops(self) -> dict[str, int]:
-        """How many calls were dropped, by reason."""
+        """How many calls this process dropped, by reason."""
         with self._lock:
             return dict(self._drops)
 
@@ -240,7 +224,7 @@ class Recorder:
         public = self._is_public(manifest)
         name = manifest.name if public else OTHER
         with self._lock:
-            self._plugins[name] = public_version(version) if public else OTHER
+            self._plugins[name] = public_version(version) if public and isinstance(version, str) else OTHER
         choice = self._plugin_choices.get(manifest.name, self.manifest.plugins.default)
         return PluginRecorder(self, manifest, enabled=public and choice == "allow")
 
@@ -252,10 +236,14 @@ class Recorder:
             return manifest.name in self.manifest.plugins.public
         return manifest.public
 
-    # ---- commands and data --------------------------------------------------------------------------------
+    # ---- commands, data, exceptions, activity ------------------------------------------------------------
     def command(self, name: str, **params: object) -> CommandSpan:
-        """A context manager recording one run of command ``name`` with ``params`` (see :class:`CommandSpan`)."""
+        """One run of command ``name`` with ``params``: a context manager or a decorator (see CommandSpan)."""
         return CommandSpan(self, name, params)
+
+    def monotonic(self) -> float:
+        """The clock's monotonic seconds (for spans)."""
+        return self.clock.monotonic()
 
     @guarded(None)
     def record_command(
@@ -269,18 +257,24 @@ class Recorder:
     ) -> None:
         """Record a command run that was timed elsewhere."""
         spec = self.manifest.commands.get(name) if type(name) is str else None
-        if spec is None or spec.level not in self._levels:
+        if spec is None or spec.level not in self.levels:
             self.drop("command not in the manifest" if spec is None else "above the consented level")
             return
         if exception is not None and (type(exception) is not str or not EXCEPTION_NAME.regex.fullmatch(exception)):
             exception = "Other"
+        if type(exit_code) is not int or isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            self.drop("bad command record")
+            return
         self._add("command", command_key(spec, params, duration=duration, exit_code=exit_code, exception=exception), 1)
+
+    def _feature(self, feature: str) -> bool:
+        level = self.manifest.feature_level(feature)
+        return level is not None and level.name in self.levels
 
     @guarded(None)
     def data(self, kind: str, data: object) -> None:
         """Record the category of some data (kind, class, dtype, dimensions, size category), never the data."""
-        level = self.manifest.feature_level("data")
-        if level is None or level.name not in self._levels:
+        if not self._feature("data"):
             self.drop("data categories not collected")
             return
         key = data_key(kind, data) if type(kind) is str else None
@@ -289,44 +283,147 @@ class Recorder:
             return
         self._add("data", key, 1)
 
+    @property
+    def collects_exceptions(self) -> bool:
+        """Whether uncaught exceptions are counted at the consented level."""
+        return self._feature("exceptions")
+
+    @guarded(None)
+    def exception(self, kind: type[BaseException]) -> None:
+        """Count an uncaught exception by class name (called by the exception hooks)."""
+        name = exception_name(kind)
+        if name is not None and self.collects_exceptions:
+            self._add("exception", name, 1)
+
+    @property
+    def collects_activity(self) -> bool:
+        """Whether runs and active time are counted at the consented level."""
+        return self._feature("activity")
+
+    def mark_active(self) -> None:
+        """Say the user is active now. Once called, only 10-minute steps with activity count as active time."""
+        self._activity_marked = True
+        self._active_since_tick = True
+
+    @guarded(None)
+    def add_run(self) -> None:
+        """Count one run (the process lived longer than a minute); called by the background worker."""
+        if self.collects_activity:
+            self._add("runs", "", 1)
+
+    @guarded(None)
+    def tick_activity(self) -> None:
+        """Close a 10-minute step: count it as active unless the host marks activity and did not this time."""
+        if self.collects_activity and (self._active_since_tick or not self._activity_marked):
+            self._add("active_minutes", "", 10)
+        self._active_since_tick = False
+
     # ---- system -------------------------------------------------------------------------------------------
+    @guarded(None)
     def supply_system(self, **values: str) -> None:
-        """Values the host knows better than a probe (already binned): screens, screen_size, interface..."""
+        """Values the host knows better than a probe, already binned: ``screens="2"``, ``interface="gui"``..."""
+        checked: dict[str, str] = {}
+        for name, value in values.items():
+            node = SYSTEM_FIELDS.get(name)
+            try:
+                if node is None:
+                    raise ValueError(name)  # noqa: TRY301 - one path for unknown fields and bad values
+                checked[name] = str(node.check(value, name))
+            except ValueError:
+                self.drop("bad system value")
         with self._lock:
-            self._supplied.update(values)
+            self._supplied.update(checked)
             self._system = None
+
+    @guarded(None)
+    def supply_screens(self, count: int, width: int | None = None, scale: float | None = None) -> None:
+        """Number of screens, width of the main screen in logical pixels and its scaling; binned here."""
+        values = {"screens": bin_screens(count)}
+        if width is not None:
+            values["screen_size"] = bin_screen_width(width)
+        if scale is not None:
+            values["screen_scale"] = bin_screen_scale(scale)
+        self.supply_system(**values)
 
     def _meta(self) -> DayMeta:
         levels = self.manifest.levels_upto(self.decision.level)
-        if self._system is None:
-            fields = [name for level in levels for name in level.system]
-            self._system = collect_system(fields, distribution=self.manifest.distribution, supplied=self._supplied)
-        dependencies = dependency_versions(name for level in levels for name in level.dependencies)
         with self._lock:
+            supplied, system = dict(self._supplied), self._system
             plugins = dict(self._plugins)
-        return DayMeta(self.app_version, self._system, dependencies, plugins)
+        if system is None:
+            fields = [name for level in levels for name in level.system]
+            system = collect_system(fields, distribution=self.manifest.distribution, supplied=supplied)
+            with self._lock:
+                self._system = system
+        if self._dependencies is None:
+            self._dependencies = dependency_versions(name for level in levels for name in level.dependencies)
+        return DayMeta(self.app_version, system, self._dependencies, plugins)
 
     # ---- flushing -----------------------------------------------------------------------------------------
     @guarded(None)
-    def flush(self) -> None:
-        """Add what was counted to the store in one transaction; on a store failure, go quiet."""
+    def flush(self, *, timeout: float | None = None, day: datetime.date | None = None) -> None:
+        """Add what was counted to the store in one transaction; on a store failure, go quiet.
+
+        ``timeout`` bounds the wait for another flush or another process holding the store (the exit flush uses
+        a short one). The counts belong to ``day``, by default today; the background thread flushes at midnight
+        with the day that ended, so each day gets what was counted during it.
+        """
         if self.quiet:
             return
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        day = self._today()
-        metas = {day: self._meta()}
-        metas.update((counter[0], metas[day]) for counter in pending if counter[0] not in metas)
+        if not self._flush_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return
         try:
-            self.store.add(metas, pending)
-        except StoreError as error:
-            self.quiet = f"the local store cannot be written ({error}); recording stopped for this process"
-            logger.debug("consentry: %s", self.quiet)
+            added = self._tallies.take()
+            day = day or self.clock.today()
+            counters: dict[CounterKey, int] = {}
+            for key, n in added.items():
+                kind, name = ("event", key) if isinstance(key, str) else key
+                counters[(day, kind, name)] = n
+            try:
+                self.store.add({day: self._meta()}, counters, timeout=timeout)
+            except StoreError as error:
+                self._give_back(added)
+                self.quiet = f"the local store cannot be written ({error}); recording stopped for this process"
+                logger.debug("consentry: %s", self.quiet)
+                return
+            self._save_drops()
+        finally:
+            self._flush_lock.release()
 
-    def close(self) -> None:
-        """Flush; the recorder keeps working if used afterwards."""
+    def _give_back(self, added: Mapping[Key, int]) -> None:
+        """Keep counts that could not be written, so a later flush may write them (if the store recovers)."""
+        for key, n in added.items():
+            self._tallies.add(key, n)
+
+    def _save_drops(self) -> None:
+        with self._lock:
+            new = self._drops - self._drops_saved
+            self._drops_saved = self._drops.copy()
+        if new and self.paths is not None:
+            state = load_state(self.paths)
+            for reason, n in new.items():
+                state = state.with_drop(reason, n)
+            try:
+                save_state(self.paths, state)
+            except OSError:
+                logger.debug("consentry: could not record %d drops", sum(new.values()))
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the counts inherited from the parent, which the parent will flush."""
+        self._tallies.reset()
+        self._local = self._tallies.local
+
+    def when_closed(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once, when the recorder is closed (stopping its thread, removing its hooks...)."""
+        self._closers.append(action)
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Stop the background work and flush. Counting afterwards still works until the next flush."""
         with guard():
-            self.flush()
+            closers, self._closers = self._closers, []
+            for action in closers:
+                action()
+            self.flush(timeout=timeout)
 
 
 class PluginRecorder:
@@ -336,11 +433,10 @@ class PluginRecorder:
         self._host = host
         self.manifest = manifest
         self.enabled = enabled
-        levels = host._levels  # noqa: SLF001 - the plugin recorder is part of the recorder
         self._keys = {
-            name: json.dumps([manifest.name, name, spec.level])
+            name: ("plugin", json.dumps([manifest.name, name, spec.level]))
             for name, spec in manifest.events.items()
-            if spec.level in levels
+            if spec.level in host.levels
         }
 
     @guarded(None)
@@ -355,4 +451,4 @@ class PluginRecorder:
         if key is None:
             self._host.drop(f"not in the manifest of plugin {self.manifest.name}")
             return
-        self._host._add("plugin", key, n)  # noqa: SLF001 - the plugin recorder is part of the recorder
+        self._host._tallies.add(key, n)  # noqa: SLF001 - the plugin recorder is part of the recorder

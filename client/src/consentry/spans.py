@@ -1,21 +1,26 @@
 """Command spans and data categories: turning what happened into the coarse values a report may carry.
 
-Pure helpers, no I/O. A command's parameters pass through the manifest's allow-list: a value is kept only if
-the manifest lists it as allowed, otherwise only whether the parameter was given. Data are described by
-duck typing (``shape``, ``size``, ``dtype``, ``ndim``), never by importing NumPy, and never by content.
+A command's parameters pass through the manifest's allow-list: a value is kept only if the manifest lists it as
+allowed, otherwise only whether the parameter was given. Data are described by duck typing (``shape``,
+``size``, ``dtype``, ``ndim``), never by importing NumPy, and never by content. :class:`CommandSpan` times a
+run as a context manager or a decorator; everything else here is a pure function.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Protocol, TypeVar
 
+from consentry._guard import guard
 from consentry.manifest import CommandSpec
 from consentry.wire.schema import DATA_SIZES, DURATIONS, EXCEPTION_NAME
 
-__all__ = ["command_key", "data_key", "duration_bucket", "exception_name", "size_category"]
+__all__ = ["CommandSpan", "command_key", "data_key", "duration_bucket", "exception_name", "size_category"]
 
 _DURATION_BOUNDS = (1.0, 10.0, 60.0, 600.0, 3600.0)
 _SIZE_BOUNDS = (1e6, 1e8, 1e10)
@@ -117,3 +122,81 @@ def data_key(kind: str, data: object) -> str | None:
     dtype = dtype if _DTYPE.fullmatch(dtype) else "other"
     key = [kind, class_name, dtype, max(0, min(ndim, 64)), size_category(elements)]
     return json.dumps(key, separators=(",", ":"))
+
+
+class _Records(Protocol):
+    """The side of a recorder that a span reports to."""
+
+    def monotonic(self) -> float:
+        """Seconds, for durations."""
+        ...
+
+    def record_command(
+        self, name: str, params: Mapping[str, object], *, duration: float, exit_code: int, exception: str | None
+    ) -> None:
+        """Record one run."""
+        ...
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class CommandSpan:
+    """One run of a command, timed; recorded when it ends, with its exit status and exception type.
+
+    As a context manager (``with recorder.command("call", format=fmt):``) the parameters are those given; as
+    a decorator (``@recorder.command("call")``) they are the decorated function's arguments, by name. Either
+    way only the parameters the manifest declares are kept, and only their allowed values. The block's own
+    exceptions propagate unchanged; only the exception's class name is recorded, never its message or
+    traceback. ``SystemExit`` gives the exit code; set :attr:`exit_code` for a failure that does not raise.
+    """
+
+    def __init__(self, recorder: _Records | None, name: str, params: Mapping[str, object]) -> None:
+        self._recorder = recorder
+        self.name = name
+        self.params = dict(params)
+        self.exit_code = 0
+        self._start = 0.0
+
+    def __enter__(self) -> CommandSpan:  # noqa: PYI034 - typing.Self needs Python 3.11
+        if self._recorder is not None:
+            self._start = self._recorder.monotonic()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._recorder is None:
+            return
+        with guard():
+            exit_code, exception = self.exit_code, exception_name(kind)
+            if isinstance(error, SystemExit):
+                code = error.code
+                exit_code = code if isinstance(code, int) else (0 if code is None else 1)
+                exception = None
+            elif isinstance(error, KeyboardInterrupt):
+                exit_code = 130
+            elif error is not None:
+                exit_code = exit_code or 1
+            duration = self._recorder.monotonic() - self._start
+            self._recorder.record_command(
+                self.name, self.params, duration=duration, exit_code=exit_code, exception=exception
+            )
+
+    def __call__(self, function: F) -> F:
+        """Use the span as a decorator: every call of ``function`` is one run."""
+        import inspect  # noqa: PLC0415 - only decorators pay for it
+
+        signature = inspect.signature(function)
+        recorder, name = self._recorder, self.name
+
+        @functools.wraps(function)
+        def run(*args: object, **kwargs: object) -> object:
+            params: dict[str, object] = {}
+            with guard():
+                bound = signature.bind_partial(*args, **kwargs)
+                params = dict(bound.arguments)
+            with CommandSpan(recorder, name, params):
+                return function(*args, **kwargs)
+
+        return run  # type: ignore[return-value]

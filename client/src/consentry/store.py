@@ -101,12 +101,13 @@ class Store:
         self.timeout = timeout
 
     @contextlib.contextmanager
-    def _connect(self, *, create: bool = True) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, create: bool = True, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
         if not create and not self.path.exists():
             raise FileNotFoundError(self.path)
+        wait = self.timeout if timeout is None else timeout
         try:
             make_private_dir(self.path.parent)
-            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            connection = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"cannot open {self.path}: {error}") from error
         try:
@@ -118,7 +119,7 @@ class Store:
                 # "file is not a database" and friends: keep the damaged file aside and start afresh.
                 connection.close()
                 move_aside(self.path)
-                connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                connection = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
                 connection.executescript(SCHEMA)
             yield connection
         except sqlite3.Error as error:
@@ -126,12 +127,21 @@ class Store:
         finally:
             connection.close()
 
-    def add(self, metas: Mapping[datetime.date, DayMeta], counters: Mapping[CounterKey, int]) -> None:
-        """Add ``counters`` and record ``metas`` in one transaction; days touched are marked as not reported."""
+    def add(
+        self,
+        metas: Mapping[datetime.date, DayMeta],
+        counters: Mapping[CounterKey, int],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Add ``counters`` and record ``metas`` in one transaction; days touched are marked as not reported.
+
+        ``timeout`` overrides how long to wait for another process that holds the store.
+        """
         if not metas and not counters:
             return
         days = set(metas) | {day for day, _, _ in counters}
-        with self._connect() as db:
+        with self._connect(timeout=timeout) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for day in sorted(days):

@@ -1,18 +1,24 @@
 """The only module of the client that touches the network.
 
 A :class:`Transport` sends one request and returns the response. :class:`HttpTransport` uses the standard
-library (HTTPS with the system's certificates, proxies from the environment, no redirects followed so data
-never goes anywhere but the manifest's URL). :class:`MemoryTransport` keeps requests in memory and answers
-from a script: tests and application authors need no network.
+library: HTTPS with the system's certificates, an HTTPS proxy from the environment (``HTTPS_PROXY``,
+``NO_PROXY``), no redirect ever followed (data goes to the manifest's URL or nowhere), and a hard limit on the
+total time of a request: a watchdog shuts the connection down when the limit is reached, so a server that
+hangs or drips its answer a byte at a time cannot hold the client. :class:`MemoryTransport` keeps requests in
+memory and answers from a script: tests and application authors need no network.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import contextlib
 import http.client
+import socket
 import ssl
 import threading
-import urllib.error
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +32,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Request:
-    """An upload: ``body`` is the (compressed) report, ``timeout`` the most this request may take."""
+    """An upload: ``body`` is the (compressed) report, ``timeout`` the most this request may take in total."""
 
     url: str
     body: bytes
@@ -60,38 +66,80 @@ class Transport(Protocol):
         ...
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_: object, **__: object) -> None:
-        return None  # the HTTPError for the 3xx status reaches the caller
+def _proxy(url: urllib.parse.SplitResult) -> urllib.parse.SplitResult | None:
+    """The HTTPS proxy to use for ``url``, from the environment, if any."""
+    if url.scheme != "https" or urllib.request.proxy_bypass(url.hostname or ""):
+        return None
+    proxy = urllib.request.getproxies().get("https")
+    if not proxy:
+        return None
+    parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return parsed if parsed.hostname else None
+
+
+def _shut(connection: http.client.HTTPConnection) -> None:
+    """Wake up whatever is blocked on the connection's socket: the time limit is reached."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class HttpTransport:
-    """HTTP(S) through the standard library."""
+    """HTTP(S) POST through the standard library, with a total time limit per request."""
 
     def __init__(self, *, user_agent: str = "consentry", context: ssl.SSLContext | None = None) -> None:
         self.user_agent = user_agent
-        handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
-        if context is not None:
-            handlers.append(urllib.request.HTTPSHandler(context=context))
-        self._opener = urllib.request.build_opener(*handlers)
+        self.context = context
+
+    def _connection(self, url: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+        proxy = _proxy(url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if url.scheme == "https":
+            context = self.context or ssl.create_default_context()
+            if proxy is None:
+                return http.client.HTTPSConnection(url.hostname or "", port, timeout=timeout, context=context)
+            connection = http.client.HTTPSConnection(
+                proxy.hostname or "", proxy.port or 8080, timeout=timeout, context=context
+            )
+            headers = {}
+            if proxy.username:
+                credentials = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+            connection.set_tunnel(url.hostname or "", port, headers=headers)
+            return connection
+        if url.scheme == "http":
+            return http.client.HTTPConnection(url.hostname or "", port, timeout=timeout)
+        raise TransportError(f"unsupported URL scheme {url.scheme!r}")
 
     def send(self, request: Request) -> Response:
-        """POST ``request.body`` to ``request.url``."""
-        headers = {"User-Agent": self.user_agent, **request.headers}
-        outgoing = urllib.request.Request(request.url, data=request.body, headers=headers, method="POST")  # noqa: S310 - the URL comes from the validated manifest (http only to loopback)
+        """POST ``request.body`` to ``request.url``; raise :class:`TransportError` when there is no answer in time."""
         try:
-            with self._opener.open(outgoing, timeout=request.timeout) as reply:
-                return Response(reply.status, dict(reply.headers.items()), reply.read(MAX_RESPONSE_BYTES))
-        except urllib.error.HTTPError as error:
-            try:
-                body = error.read(MAX_RESPONSE_BYTES)
-            except (OSError, AttributeError, http.client.HTTPException):
-                body = b""
-            finally:
-                error.close()
-            return Response(error.code, dict(error.headers.items()) if error.headers else {}, body)
-        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-            raise TransportError(f"{type(error).__name__}: {error}") from error
+            url = urllib.parse.urlsplit(request.url)
+        except ValueError as error:
+            raise TransportError(f"bad URL: {error}") from None
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        headers = {"User-Agent": self.user_agent, **request.headers}
+        started = time.monotonic()
+        connection = self._connection(url, request.timeout)
+        watchdog = threading.Timer(request.timeout, _shut, args=(connection,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            connection.request("POST", path, body=request.body, headers=headers)
+            reply = connection.getresponse()
+            body = reply.read(MAX_RESPONSE_BYTES)
+            status, reply_headers = reply.status, dict(reply.getheaders())
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            late = time.monotonic() - started >= request.timeout
+            reason = "no answer within the time limit" if late else f"{type(error).__name__}: {error}"
+            raise TransportError(reason) from error
+        finally:
+            watchdog.cancel()
+            connection.close()
+        if time.monotonic() - started >= request.timeout:
+            raise TransportError("no complete answer within the time limit")
+        return Response(status, reply_headers, body)
 
 
 Answer = Response | Exception
@@ -102,7 +150,7 @@ class MemoryTransport:
     """A transport that sends nothing: it records requests and answers from a script.
 
     ``answers`` is a list of responses (or exceptions to raise) used in order, then the default, or a function
-    of the request. By default every request gets ``202 Accepted``.
+    of the request. By default every request gets ``200`` with a body saying it was stored.
     """
 
     def __init__(self, answers: Iterable[Answer] | Script | None = None, *, default: Answer | None = None) -> None:
@@ -112,7 +160,7 @@ class MemoryTransport:
         self._queue: collections.deque[Answer] = collections.deque(
             [] if answers is None or callable(answers) else answers
         )
-        self._default: Answer = default if default is not None else Response(202, {}, b'{"status":"accepted"}')
+        self._default: Answer = default if default is not None else Response(200, {}, b'{"status":"stored"}')
 
     def send(self, request: Request) -> Response:
         """Record ``request`` and answer it."""

@@ -14,6 +14,7 @@ import json
 import random
 from dataclasses import dataclass, field, replace
 
+from consentry._files import exclusive
 from consentry.clock import Clock
 from consentry.consent import Decision
 from consentry.manifest import Manifest
@@ -169,11 +170,14 @@ def upload_pending(
     pending = outbox.pending()
     if not pending or not decision.send:
         return UploadResult(kept=len(pending))
-    run = _Run(manifest, decision, outbox, transport, clock, budget=budget)
-    retry_after = run.state.retry_after
-    if not force and retry_after is not None and run.now < retry_after:
-        message = f"waiting until {retry_after.isoformat()} before trying again"
-        return UploadResult(kept=len(pending), retry_after=retry_after, messages=[message])
-    run.run(pending)
-    save_state(paths, run.state)
-    return run.result
+    with exclusive(paths.root / "upload.lock") as held:
+        if not held:
+            return UploadResult(kept=len(pending), messages=["another upload of this application is in progress"])
+        run = _Run(manifest, decision, outbox, transport, clock, budget=budget)
+        retry_after = run.state.retry_after
+        if not force and retry_after is not None and run.now < retry_after:
+            message = f"waiting until {retry_after.isoformat()} before trying again"
+            return UploadResult(kept=len(pending), retry_after=retry_after, messages=[message])
+        run.run(pending)
+        save_state(paths, run.state)
+        return run.result

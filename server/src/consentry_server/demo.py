@@ -131,6 +131,7 @@ def simulate(
                 home=install.home,
                 environ=environ,
                 clock=clock,
+                background=False,
                 flush_at_exit=False,
             )
             if isinstance(recorder, consentry.Recorder):
