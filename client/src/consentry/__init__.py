@@ -8,27 +8,67 @@ Embedding it takes a manifest (the list of everything the application may collec
     telemetry.count("file.open")
 
 See ``docs/embedding.md`` for asking for consent, plugins and command-line tools.
+
+Importing this package costs next to nothing: each name below is imported from its module the first time it is
+used, so an application that never reaches :func:`init` pays nothing for Consentry.
 """
 
-from consentry.api import init, set_consent, set_plugin_consent
-from consentry.clock import Clock, FixedClock, SystemClock
-from consentry.consent import MODES, Consent, Decision
-from consentry.manifest import Manifest, ManifestError, PluginManifest, load_manifest, load_plugin_manifest
-from consentry.recorder import NullRecorder, PluginRecorder, Recorder
-from consentry.session import AppSession
-from consentry.transport import HttpTransport, MemoryTransport, Request, Response, Transport, TransportError
-from consentry.wire import Report, WireError, decode, encode
+from __future__ import annotations
+
+import importlib
+
+# Not `from typing import TYPE_CHECKING`: importing typing would cost more than the whole package (mypy is told,
+# in pyproject.toml, that this name is true).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
+
+#: Where each public name lives.
+_EXPORTS = {
+    "init": "consentry.api",
+    "set_consent": "consentry.api",
+    "set_plugin_consent": "consentry.api",
+    "ConsentRequest": "consentry.asking",
+    "LevelChoice": "consentry.asking",
+    "ask_in_terminal": "consentry.asking",
+    "consent_request": "consentry.asking",
+    "Clock": "consentry.clock",
+    "FixedClock": "consentry.clock",
+    "SystemClock": "consentry.clock",
+    "MODES": "consentry.consent",
+    "Consent": "consentry.consent",
+    "Decision": "consentry.consent",
+    "Manifest": "consentry.manifest",
+    "ManifestError": "consentry.manifest",
+    "PluginManifest": "consentry.manifest",
+    "load_manifest": "consentry.manifest",
+    "load_plugin_manifest": "consentry.manifest",
+    "NullRecorder": "consentry.recorder",
+    "PluginRecorder": "consentry.recorder",
+    "Recorder": "consentry.recorder",
+    "AppSession": "consentry.session",
+    "HttpTransport": "consentry.transport",
+    "MemoryTransport": "consentry.transport",
+    "Request": "consentry.transport",
+    "Response": "consentry.transport",
+    "Transport": "consentry.transport",
+    "TransportError": "consentry.transport",
+    "Report": "consentry.wire",
+    "WireError": "consentry.wire",
+    "decode": "consentry.wire",
+    "encode": "consentry.wire",
+}
 
 __all__ = [
     "MODES",
     "AppSession",
     "Clock",
     "Consent",
+    "ConsentRequest",
     "Decision",
     "FixedClock",
     "HttpTransport",
+    "LevelChoice",
     "Manifest",
     "ManifestError",
     "MemoryTransport",
@@ -44,6 +84,8 @@ __all__ = [
     "TransportError",
     "WireError",
     "__version__",
+    "ask_in_terminal",
+    "consent_request",
     "decode",
     "encode",
     "init",
@@ -52,3 +94,28 @@ __all__ = [
     "set_consent",
     "set_plugin_consent",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'consentry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from consentry.api import init, set_consent, set_plugin_consent
+    from consentry.asking import ConsentRequest, LevelChoice, ask_in_terminal, consent_request
+    from consentry.clock import Clock, FixedClock, SystemClock
+    from consentry.consent import MODES, Consent, Decision
+    from consentry.manifest import Manifest, ManifestError, PluginManifest, load_manifest, load_plugin_manifest
+    from consentry.recorder import NullRecorder, PluginRecorder, Recorder
+    from consentry.session import AppSession
+    from consentry.transport import HttpTransport, MemoryTransport, Request, Response, Transport, TransportError
+    from consentry.wire import Report, WireError, decode, encode

@@ -12,21 +12,44 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+
+TYPE_CHECKING = False  # not imported from typing, nor is logging until needed: see pyproject.toml
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterator
+    from typing import ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+    D = TypeVar("D")
 
 __all__ = ["clear_internal_errors", "guard", "guarded", "internal_errors", "logger"]
 
-logger = logging.getLogger("consentry")
-logger.addHandler(logging.NullHandler())
+
+class _Logger:
+    """The ``consentry`` logger, created (with a NullHandler) on first use."""
+
+    _logger: logging.Logger | None = None
+
+    def _get(self) -> logging.Logger:
+        if self._logger is None:
+            import logging  # noqa: PLC0415 - see the imports
+
+            logger = logging.getLogger("consentry")
+            logger.addHandler(logging.NullHandler())
+            self._logger = logger
+        return self._logger
+
+    def debug(self, message: str, *args: object, **kwargs: object) -> None:
+        """Log at debug level (never payloads: names, sizes and reasons)."""
+        self._get().debug(message, *args, **kwargs)  # type: ignore[arg-type]
+
+
+logger = _Logger()
 
 _errors: collections.deque[BaseException] = collections.deque(maxlen=64)
 _lock = threading.Lock()
-P = ParamSpec("P")
-R = TypeVar("R")
-D = TypeVar("D")
 
 
 def _swallow(error: BaseException) -> None:

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import atexit
-import datetime
-import importlib.metadata
 import os
 import weakref
-from collections.abc import Mapping
-from pathlib import Path
 
 from consentry._guard import guard, guarded, logger
-from consentry.clock import Clock
-from consentry.consent import Consent, Mode
-from consentry.hooks import install_exception_hooks
-from consentry.manifest import Manifest, load_manifest
-from consentry.recorder import NullRecorder, Recorder
-from consentry.session import AppSession
-from consentry.transport import Transport
-from consentry.worker import Worker
+from consentry._quick import certainly_off
+from consentry.null import NullRecorder
+
+# Without consent, init() must cost the host next to nothing: the rest is imported when it is needed (and typing
+# itself is not imported: see pyproject.toml).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from consentry.clock import Clock
+    from consentry.consent import Consent, Mode
+    from consentry.manifest import Manifest
+    from consentry.recorder import Recorder
+    from consentry.session import AppSession
+    from consentry.transport import Transport
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "init", "set_consent", "set_plugin_consent"]
 
@@ -27,12 +32,27 @@ EXIT_FLUSH_TIMEOUT = 0.03
 
 
 def _manifest(manifest: Manifest | str | Path) -> Manifest:
+    from consentry.manifest import Manifest, load_manifest  # noqa: PLC0415 - see the imports
+
     return manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+
+
+def _session(
+    manifest: Manifest | str | Path,
+    home: str | Path | None,
+    environ: Mapping[str, str] | None,
+    clock: Clock | None = None,
+) -> AppSession:
+    from consentry.session import AppSession  # noqa: PLC0415 - see the imports
+
+    return AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
 
 
 def _app_version(manifest: Manifest, app_version: str | None) -> str:
     if app_version is not None:
         return app_version
+    import importlib.metadata  # noqa: PLC0415 - only once recording
+
     try:
         return importlib.metadata.version(manifest.distribution or manifest.name)
     except importlib.metadata.PackageNotFoundError:
@@ -59,6 +79,7 @@ def init(
     transport: Transport | None = None,
     exception_hooks: bool = True,
     flush_at_exit: bool = True,
+    prompt: bool = False,
 ) -> Recorder | NullRecorder:
     """Start telemetry for an application and return its recorder. Never raises.
 
@@ -71,12 +92,27 @@ def init(
     ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a
     day, starts the detached uploader (or uploads through ``transport`` itself, when one is given).
     ``exception_hooks`` counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit``
-    flushes at interpreter exit, waiting at most a few milliseconds for the store.
+    flushes at interpreter exit, waiting at most a few milliseconds for the store. ``prompt`` first asks on the
+    terminal, for command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once
+    per consent version, default no).
     """
-    session = AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
+    if not prompt:
+        reason = certainly_off(manifest, home, environ)
+        if reason is not None:
+            return NullRecorder(reason)
+    manifest = _manifest(manifest)
+    if prompt:
+        from consentry.asking import ask_in_terminal  # noqa: PLC0415 - only command-line tools that ask
+
+        ask_in_terminal(manifest, home=home, environ=environ, clock=clock)
+    session = _session(manifest, home, environ, clock)
     decision = session.decision
     if not decision.record:
         return NullRecorder(decision.reason)
+    from consentry.hooks import install_exception_hooks  # noqa: PLC0415 - what recording needs, from here on
+    from consentry.recorder import Recorder  # noqa: PLC0415
+    from consentry.worker import Worker  # noqa: PLC0415
+
     session = session.refresh_consent(decision)
     session.save_manifest()  # the detached uploader and the CLI read it
     recorder = Recorder(
@@ -123,7 +159,7 @@ def set_consent(
     Unlike the recording functions this one raises on bad arguments (an unknown mode or level), because
     the host must know its consent screen recorded nothing. Turning telemetry off deletes unsent data.
     """
-    session = AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
+    session = _session(manifest, home, environ, clock)
     consent = session.set_consent(mode, level, valid_for=valid_for).consent
     logger.debug("consentry: consent for %s is now %s/%s", session.manifest.name, consent.mode, consent.level)
     return consent
@@ -138,5 +174,5 @@ def set_plugin_consent(
     environ: Mapping[str, str] | None = None,
 ) -> Consent:
     """Allow or deny one plugin's own events for an application; returns the stored answer."""
-    session = AppSession.open(_manifest(manifest), home=home, environ=environ)
+    session = _session(manifest, home, environ)
     return session.set_plugin_choice(plugin, "allow" if allow else "deny").consent

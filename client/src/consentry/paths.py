@@ -14,30 +14,13 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AppPaths", "Paths", "default_home"]
+from consentry._quick import HOME_VARIABLE, default_home
 
-HOME_VARIABLE = "CONSENTRY_HOME"
-
-
-def default_home(environ: Mapping[str, str] | None = None) -> Path:
-    """The Consentry home: ``CONSENTRY_HOME`` if set, else the platform's user configuration directory."""
-    env = os.environ if environ is None else environ
-    override = env.get(HOME_VARIABLE, "").strip()
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = env.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
-        return Path(base) / "consentry"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "consentry"
-    base = env.get("XDG_CONFIG_HOME", "").strip()
-    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".config") / "consentry"
+__all__ = ["HOME_VARIABLE", "AppPaths", "Paths", "default_home"]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from consentry._guard import guard, guarded, logger
 from consentry.clock import Clock
 from consentry.consent import Decision
 from consentry.manifest import Manifest, PluginManifest
+from consentry.null import NullPluginRecorder, NullRecorder  # re-exported: they used to live here
 from consentry.paths import AppPaths
 from consentry.spans import CommandSpan, command_key, data_key, exception_name
 from consentry.state import load_state, save_state
@@ -58,69 +59,6 @@ class RecorderLike(Protocol):
     def close(self) -> None:
         """Flush and stop."""
         ...
-
-
-class NullPluginRecorder:
-    """A plugin recorder that does nothing."""
-
-    enabled = False
-
-    def count(self, event: str, n: int = 1) -> None:
-        """Do nothing."""
-
-
-class NullRecorder:
-    """The recorder without consent: every method is a cheap no-op and nothing touches the disk."""
-
-    enabled = False
-
-    def __init__(self, reason: str = "telemetry is off") -> None:
-        self.reason = reason
-
-    def count(self, event: str, n: int = 1) -> None:
-        """Do nothing."""
-
-    def flush(self) -> None:
-        """Do nothing."""
-
-    def close(self) -> None:
-        """Do nothing."""
-
-    def plugin(self, manifest: PluginManifest, version: str) -> NullPluginRecorder:  # noqa: ARG002 - same signature as Recorder.plugin
-        """A plugin recorder that does nothing."""
-        return NullPluginRecorder()
-
-    @property
-    def drops(self) -> dict[str, int]:
-        """Nothing is dropped when nothing is recorded."""
-        return {}
-
-    def command(self, name: str, **params: object) -> CommandSpan:
-        """A span that records nothing; the block's exceptions still propagate."""
-        return CommandSpan(None, name, params)
-
-    def record_command(
-        self,
-        name: str,
-        params: Mapping[str, object],
-        *,
-        duration: float,
-        exit_code: int = 0,
-        exception: str | None = None,
-    ) -> None:
-        """Do nothing."""
-
-    def data(self, kind: str, data: object) -> None:
-        """Do nothing."""
-
-    def mark_active(self) -> None:
-        """Do nothing."""
-
-    def supply_system(self, **values: str) -> None:
-        """Do nothing."""
-
-    def supply_screens(self, count: int, width: int | None = None, scale: float | None = None) -> None:
-        """Do nothing."""
 
 
 def public_version(version: str) -> str:

@@ -13,20 +13,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from consentry._files import read_json, write_json
 from consentry.clock import Clock, SystemClock
 from consentry.consent import Consent, Decision, Mode, answer, decide, load_consent, save_consent
 from consentry.manifest import Manifest, ManifestError, parse_manifest
-from consentry.outbox import Outbox
 from consentry.paths import AppPaths, Paths
-from consentry.reports import build_reports, reporter_id
-from consentry.state import load_secret, load_state, save_state
-from consentry.store import Store
 from consentry.switches import Switches, read_switches
-from consentry.transport import HttpTransport, Transport
-from consentry.upload import UploadResult, upload_pending
+
+# Reports, the store and the network are imported where used: opening a session without consent stays cheap.
+if TYPE_CHECKING:
+    from consentry.outbox import Outbox
+    from consentry.store import Store
+    from consentry.transport import Transport
+    from consentry.upload import UploadResult
 
 __all__ = ["KEEP_DAYS", "AppSession", "load_saved_manifest"]
 
@@ -77,11 +78,15 @@ class AppSession:
     @property
     def store(self) -> Store:
         """The local store of counts."""
+        from consentry.store import Store  # noqa: PLC0415 - see the imports
+
         return Store(self.paths.store)
 
     @property
     def outbox(self) -> Outbox:
         """Pending reports and upload history."""
+        from consentry.outbox import Outbox  # noqa: PLC0415 - see the imports
+
         return Outbox(self.paths)
 
     # ---- answers ------------------------------------------------------------------------------------------
@@ -133,9 +138,35 @@ class AppSession:
         self.store.delete()
         return self.outbox.clear()
 
+    def purge(self) -> AppSession:
+        """Switch off and delete every local trace of telemetry: counts, reports, history, bookkeeping, secret.
+
+        The answer itself stays (as "no"), so the user is not asked again for this version.
+        """
+        session = self.set_consent("off")
+        for path in (self.paths.history, self.paths.state, self.paths.secret):
+            path.unlink(missing_ok=True)
+        return session
+
+    def reporter_ids(self, days: int) -> list[str]:
+        """This install's reporter ids over the last ``days`` days (without creating a secret if there is none)."""
+        from consentry.reports import reporter_id  # noqa: PLC0415 - see the imports
+
+        try:
+            secret = bytes.fromhex(self.paths.secret.read_text("ascii").strip())
+        except (OSError, ValueError):
+            return []
+        today = self.clock.today()
+        return sorted(
+            {reporter_id(secret, self.manifest.name, today - datetime.timedelta(days=n)) for n in range(days + 1)}
+        )
+
     # ---- reports ------------------------------------------------------------------------------------------
     def prepare_reports(self) -> list[Path]:
         """Write reports for every completed day not yet reported; return their files."""
+        from consentry.reports import build_reports, reporter_id  # noqa: PLC0415 - see the imports
+        from consentry.state import load_secret, load_state, save_state  # noqa: PLC0415
+
         decision = self.decision
         if not decision.record:
             return []
@@ -171,6 +202,9 @@ class AppSession:
 
     def upload(self, transport: Transport | None = None, *, force: bool = False, budget: float = 30.0) -> UploadResult:
         """Send the pending reports that may be sent."""
+        from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
+        from consentry.upload import upload_pending  # noqa: PLC0415
+
         return upload_pending(
             self.manifest,
             self.decision,

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from consentry._files import MAX_STATE_BYTES, read_json
+from consentry._quick import app_variable_prefix, is_true, own_switch
 from consentry.paths import Paths
 
 __all__ = ["CI_VARIABLES", "POLICY_VARIABLE", "Switches", "app_variable_prefix", "read_switches"]
@@ -50,16 +50,6 @@ CI_VARIABLES = (
     "HEROKU_TEST_RUN_ID",
     "WOODPECKER",
 )
-_FALSE = {"", "0", "false", "no", "off", "n", "f"}
-
-
-def _true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() not in _FALSE
-
-
-def app_variable_prefix(app: str) -> str:
-    """``napari-like`` -> ``NAPARI_LIKE``: the prefix of the application's own variables."""
-    return re.sub(r"[^A-Z0-9]", "_", app.upper())
 
 
 @dataclass(frozen=True)
@@ -103,21 +93,13 @@ def _read_policy(path: Path) -> dict[str, object] | None:
 def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = None) -> Switches:
     """Read every kill switch that applies to ``app``. Call once at start-up."""
     env = os.environ if environ is None else environ
-    prefix = app_variable_prefix(app)
-    disabled = None
-    own = env.get(f"{prefix}_TELEMETRY")
-    if own is not None and own.strip().lower() in _FALSE:
-        disabled = f"{prefix}_TELEMETRY={own}"
-    elif f"{prefix}_NO_TELEMETRY" in env:
-        disabled = f"{prefix}_NO_TELEMETRY is set"
-    elif _true(env.get("CONSENTRY_DISABLE")):
+    disabled = own_switch(app, env)
+    if disabled is None and is_true(env.get("CONSENTRY_DISABLE")):
         disabled = "CONSENTRY_DISABLE is set"
-    elif _true(env.get("DO_NOT_TRACK")):
+    if disabled is None and is_true(env.get("DO_NOT_TRACK")):
         disabled = "DO_NOT_TRACK is set"
-    else:
-        settings = read_json(paths.settings) or {}
-        if settings.get("disable_all") is True:
-            disabled = f"disabled for all applications in {paths.settings}"
+    if disabled is None and (read_json(paths.settings) or {}).get("disable_all") is True:
+        disabled = f"disabled for all applications in {paths.settings}"
 
     max_levels: list[str] = []
     force_local = False
@@ -135,6 +117,6 @@ def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = No
                 max_levels.append(str(scope["max_level"]))
             force_local = force_local or scope.get("mode") == "local"
 
-    ci = next((name for name in CI_VARIABLES if _true(env.get(name))), None)
+    ci = next((name for name in CI_VARIABLES if is_true(env.get(name))), None)
     policy_file = str(policy_path) if policy is not None else None
     return Switches(disabled, tuple(max_levels), force_local, ci, policy_file)

@@ -6,7 +6,6 @@ names, user names, paths, serial numbers or anything else that could single out 
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import re
@@ -152,6 +151,8 @@ def _installer(distribution: str | None) -> str | None:
     if "pipx" in Path(sys.prefix).parts:
         return "pipx"
     if distribution:
+        import importlib.metadata  # noqa: PLC0415 - heavy, and rarely needed
+
         try:
             installer = (importlib.metadata.distribution(distribution).read_text("INSTALLER") or "").strip().lower()
         except importlib.metadata.PackageNotFoundError:
@@ -208,6 +209,8 @@ def collect_system(
 
 def dependency_versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``names``; missing ones, and versions the wire schema cannot carry, are left out."""
+    import importlib.metadata  # noqa: PLC0415 - heavy, and rarely needed
+
     out: dict[str, str] = {}
     for name in names:
         try:

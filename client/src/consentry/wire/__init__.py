@@ -2,21 +2,37 @@
 
 ``report-v1.schema.json`` beside this module is generated from :mod:`consentry.wire.schema`; regenerate it
 with ``python -m consentry.wire > client/src/consentry/wire/report-v1.schema.json``.
+
+Names are imported from their modules on first use, so that importing one part (the schema's limits, say) does
+not import the codec.
 """
 
-from consentry.wire.codec import decode, encode, from_json, to_json
-from consentry.wire.report import Activity, Command, DataCategory, Plugin, Report
-from consentry.wire.schema import (
-    DATA_SIZES,
-    DURATIONS,
-    MAX_COUNT,
-    MAX_REPORT_BYTES,
-    OTHER,
-    SCHEMA_VERSION,
-    SYSTEM_FIELDS,
-    json_schema,
-)
-from consentry.wire.spec import WireError
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # not imported from typing, which costs more than this package (see pyproject.toml)
+
+_EXPORTS = {
+    "decode": "consentry.wire.codec",
+    "encode": "consentry.wire.codec",
+    "from_json": "consentry.wire.codec",
+    "to_json": "consentry.wire.codec",
+    "Activity": "consentry.wire.report",
+    "Command": "consentry.wire.report",
+    "DataCategory": "consentry.wire.report",
+    "Plugin": "consentry.wire.report",
+    "Report": "consentry.wire.report",
+    "DATA_SIZES": "consentry.wire.schema",
+    "DURATIONS": "consentry.wire.schema",
+    "MAX_COUNT": "consentry.wire.schema",
+    "MAX_REPORT_BYTES": "consentry.wire.schema",
+    "OTHER": "consentry.wire.schema",
+    "SCHEMA_VERSION": "consentry.wire.schema",
+    "SYSTEM_FIELDS": "consentry.wire.schema",
+    "json_schema": "consentry.wire.schema",
+    "WireError": "consentry.wire.spec",
+}
 
 __all__ = [
     "DATA_SIZES",
@@ -38,3 +54,32 @@ __all__ = [
     "json_schema",
     "to_json",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'consentry.wire' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from consentry.wire.codec import decode, encode, from_json, to_json
+    from consentry.wire.report import Activity, Command, DataCategory, Plugin, Report
+    from consentry.wire.schema import (
+        DATA_SIZES,
+        DURATIONS,
+        MAX_COUNT,
+        MAX_REPORT_BYTES,
+        OTHER,
+        SCHEMA_VERSION,
+        SYSTEM_FIELDS,
+        json_schema,
+    )
+    from consentry.wire.spec import WireError

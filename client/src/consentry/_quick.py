@@ -1,0 +1,117 @@
+"""Telling, cheaply, that telemetry is off.
+
+Most people never say yes, so :func:`consentry.init` first looks at what it can read without parsing or
+validating the manifest: the global kill switches, the application's own variables, and the stored answer. When
+these already say "off", it returns the no-op recorder having imported only the standard library modules here.
+Anything less clear-cut (an answer that records, a manifest it cannot read) goes the full way. The helpers here
+are also the single definition of the switches' spelling, which :mod:`consentry.switches` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+TYPE_CHECKING = False  # not imported from typing: this module must stay cheap to import (see pyproject.toml)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+__all__ = ["HOME_VARIABLE", "app_variable_prefix", "certainly_off", "default_home", "is_true", "own_switch"]
+
+HOME_VARIABLE = "CONSENTRY_HOME"
+_FALSE = frozenset({"", "0", "false", "no", "off", "n", "f"})
+_APP = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")  # the wire schema's APP_NAME, checked by a test
+_PEEK_LIMIT = 1024 * 1024
+
+
+def is_true(value: str | None) -> bool:
+    """Whether an environment value means "yes": set, and not empty, 0, false, no, off."""
+    return value is not None and value.strip().lower() not in _FALSE
+
+
+def app_variable_prefix(app: str) -> str:
+    """``napari-like`` -> ``NAPARI_LIKE``: the prefix of the application's own variables."""
+    return re.sub(r"[^A-Z0-9]", "_", app.upper())
+
+
+def own_switch(app: str, environ: Mapping[str, str]) -> str | None:
+    """The application's own variable that switches it off, described, or ``None``."""
+    prefix = app_variable_prefix(app)
+    own = environ.get(f"{prefix}_TELEMETRY")
+    if own is not None and own.strip().lower() in _FALSE:
+        return f"{prefix}_TELEMETRY={own}"
+    if f"{prefix}_NO_TELEMETRY" in environ:
+        return f"{prefix}_NO_TELEMETRY is set"
+    return None
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    override = environ.get(HOME_VARIABLE, "").strip()
+    if override:
+        return os.path.expanduser(override)  # noqa: PTH111 - os.path: pathlib costs more to import than this module
+    user = os.path.expanduser("~")  # noqa: PTH111
+    if sys.platform == "win32":
+        return os.path.join(environ.get("APPDATA") or os.path.join(user, "AppData", "Roaming"), "consentry")  # noqa: PTH118
+    if sys.platform == "darwin":
+        return os.path.join(user, "Library", "Application Support", "consentry")  # noqa: PTH118
+    base = environ.get("XDG_CONFIG_HOME", "").strip()
+    return os.path.join(base if os.path.isabs(base) else os.path.join(user, ".config"), "consentry")  # noqa: PTH117, PTH118
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The Consentry home: ``CONSENTRY_HOME`` if set, else the platform's user configuration directory."""
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
+    return Path(_home(os.environ if environ is None else environ))
+
+
+def _peek_name(path: str) -> str | None:
+    """The application name in a manifest file, read without validating anything else."""
+    try:
+        with open(path, "rb") as file:  # noqa: PTH123 - see the imports
+            raw = file.read(_PEEK_LIMIT + 1)
+        if len(raw) > _PEEK_LIMIT:
+            return None
+        if path.lower().endswith(".json"):
+            document = json.loads(raw)
+        elif sys.version_info >= (3, 11):
+            import tomllib  # noqa: PLC0415
+
+            document = tomllib.loads(raw.decode("utf-8"))
+        else:
+            return None
+        name = document["app"]["name"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def certainly_off(manifest: object, home: str | Path | None, environ: Mapping[str, str] | None) -> str | None:
+    """Why telemetry is off, when that can be told without the full machinery; ``None`` when it cannot."""
+    env = os.environ if environ is None else environ
+    if is_true(env.get("CONSENTRY_DISABLE")):
+        return "disabled: CONSENTRY_DISABLE is set"
+    if is_true(env.get("DO_NOT_TRACK")):
+        return "disabled: DO_NOT_TRACK is set"
+    name = (
+        _peek_name(os.fspath(manifest)) if isinstance(manifest, (str, os.PathLike)) else getattr(manifest, "name", None)
+    )
+    if not isinstance(name, str) or _APP.fullmatch(name) is None:
+        return None
+    switch = own_switch(name, env)
+    if switch is not None:
+        return f"disabled: {switch}"
+    root = os.fspath(home) if home is not None else _home(env)
+    try:
+        with open(os.path.join(root, "apps", name, "consent.json"), "rb") as file:  # noqa: PTH118, PTH123
+            answer = json.loads(file.read(_PEEK_LIMIT))
+    except FileNotFoundError:
+        return "telemetry is off (not asked yet)"
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(answer, dict) and answer.get("mode") == "off":
+        return "telemetry is off (you said no)"
+    return None
