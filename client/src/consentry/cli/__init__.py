@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from consentry.cli import commands
 from consentry.cli.exit_codes import ExitCode
 
 __all__ = ["ExitCode", "build_parser", "main"]
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse's type for subcommands
 
 DESCRIPTION = """\
 See, control and switch off the usage statistics of applications that use Consentry.
@@ -47,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"consentry {commands.VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _answer_commands(sub)
+    _report_commands(sub)
+    _data_commands(sub)
+    return parser
 
+
+def _answer_commands(sub: Subparsers) -> None:
+    """status, and the commands that record the user's answer."""
     status = sub.add_parser(
         "status",
         help="show whether telemetry is on, at which level, and what is waiting",
@@ -97,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reenable.set_defaults(mode=None)
 
+
+def _report_commands(sub: Subparsers) -> None:
+    """The commands about reports: preview, approve, upload, history, endpoints."""
     preview = sub.add_parser(
         "preview",
         help="print the reports that will be sent, byte for byte",
@@ -138,9 +152,44 @@ def build_parser() -> argparse.ArgumentParser:
     _app_argument(endpoints)
     _json_flag(endpoints)
 
+
+def _data_commands(sub: Subparsers) -> None:
+    """Plugins, deletion, purge and the list of applications."""
+    plugins = sub.add_parser(
+        "plugins",
+        help="allow or deny each plugin's own statistics",
+        description="Show, allow or deny the plugins of APP one by one. A denied plugin records nothing of its own; "
+        "its name may still be listed as installed when the level lists plugins.",
+    )
+    _app_argument(plugins)
+    plugins.add_argument("--allow", action="append", default=[], metavar="PLUGIN", help="allow PLUGIN (repeatable)")
+    plugins.add_argument("--deny", action="append", default=[], metavar="PLUGIN", help="deny PLUGIN (repeatable)")
+    _json_flag(plugins)
+
+    forget = sub.add_parser(
+        "forget",
+        help="ask the servers to delete what was sent, then delete everything here",
+        description="Send a deletion request for this installation's reporter ids still inside the servers' "
+        "retention window to every server of APP, then switch telemetry off and delete every local file "
+        "(counts, pending reports, history, the reporter secret). If a server cannot be reached, nothing local is "
+        "deleted, so you can try again (or use --local-only).",
+    )
+    _app_argument(forget)
+    forget.add_argument("--local-only", action="store_true", help="do not contact servers; only delete locally")
+    _json_flag(forget)
+
+    purge = sub.add_parser(
+        "purge",
+        help="switch off and delete every local file, without contacting anyone",
+        description="Switch telemetry off for APP (or, with --all, every application) and delete every local file "
+        "it kept: counts, pending reports, the upload history and the reporter secret. Nothing is sent.",
+    )
+    purge.add_argument("app", nargs="?", help="application name")
+    purge.add_argument("--manifest", metavar="FILE", help="read the application's manifest from FILE")
+    purge.add_argument("--all", action="store_true", help="every application known here")
+
     apps = sub.add_parser("apps", help="list applications known on this machine", description="List applications.")
     _json_flag(apps)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,11 +16,13 @@ from consentry._guard import internal_errors
 from consentry.cli.discover import UnknownAppError, find_manifest, known_apps
 from consentry.cli.exit_codes import ExitCode
 from consentry.consent import Decision
+from consentry.deletion import request_deletion
 from consentry.manifest import ManifestError
 from consentry.paths import Paths
 from consentry.reports import reporter_id
 from consentry.session import AppSession
 from consentry.state import load_state
+from consentry.transport import HttpTransport
 from consentry.wire.schema import APP_NAME
 
 __all__ = ["VERSION", "CliError", "indicator", "run"]
@@ -121,6 +123,7 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
             {"name": level.name, "description": level.description, "host": level.host}
             for level in session.manifest.levels
         ],
+        "plugins": dict(consent.plugins),
     }
     if verbose:
         document["drops"] = state.drops if state else {}
@@ -221,7 +224,7 @@ def cmd_disable(args: argparse.Namespace) -> ExitCode:
     session.set_consent("off")
     _out(f"{session.manifest.name}: telemetry is off; {deleted} unsent report(s) deleted.")
     if sent_ever:
-        _out("Reports were sent before. Deletion requests for them: `consentry forget` (coming in this release).")
+        _out(f"Reports were sent before; to ask the servers to delete them: consentry forget {session.manifest.name}")
     return ExitCode.OK
 
 
@@ -379,6 +382,63 @@ def cmd_apps(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_plugins(args: argparse.Namespace) -> ExitCode:
+    """Show, allow or deny plugins."""
+    session = _session(args)
+    for name in args.allow:
+        session = session.set_plugin_choice(name, "allow")
+    for name in args.deny:
+        session = session.set_plugin_choice(name, "deny")
+    choices = dict(session.consent.plugins)
+    default = session.manifest.plugins.default
+    if args.json:
+        _json({"policy": session.manifest.plugins.policy, "default": default, "choices": choices})
+        return ExitCode.OK
+    _out(f"{session.manifest.name}: plugins policy {session.manifest.plugins.policy}; unlisted plugins: {default}")
+    for name, choice in sorted(choices.items()):
+        _out(f"  {name:<30} {choice}")
+    return ExitCode.OK
+
+
+def cmd_forget(args: argparse.Namespace) -> ExitCode:
+    """Deletion request, then local purge."""
+    session = _session(args)
+    outcomes = [] if args.local_only else request_deletion(session, HttpTransport(user_agent="consentry-cli"))
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    if not failed:
+        session.purge()
+    if args.json:
+        rows = [{"url": o.url, "ok": o.ok, "deleted": o.deleted, "message": o.message} for o in outcomes]
+        _json({"requests": rows, "purged": not failed})
+    else:
+        if not outcomes:
+            note = "no server contacted" if args.local_only else "nothing was ever reported from here"
+            _out(f"{session.manifest.name}: {note}.")
+        for outcome in outcomes:
+            detail = f"{outcome.deleted} row(s) deleted" if outcome.ok else outcome.message
+            _out(f"  {outcome.url}: {detail}")
+        if failed:
+            _out("Nothing was deleted here, so you can try again later (or use --local-only).")
+        else:
+            _out(f"{session.manifest.name}: telemetry is off and every local file is deleted.")
+    return ExitCode.NOT_SENT if failed else ExitCode.OK
+
+
+def cmd_purge(args: argparse.Namespace) -> ExitCode:
+    """Switch off and delete everything local."""
+    if args.all:
+        names = list(known_apps(Paths.from_environment()))
+    elif args.app is not None:
+        names = [args.app]
+    else:
+        raise CliError("say which application to purge", "consentry purge APP, or --all", ExitCode.USAGE)
+    for name in names:
+        args.app = name
+        _session(args).purge()
+        _out(f"{name}: telemetry is off and every local file is deleted.")
+    return ExitCode.OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
     "status": cmd_status,
     "enable": cmd_set_mode,
@@ -392,6 +452,9 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
     "history": cmd_history,
     "endpoints": cmd_endpoints,
     "apps": cmd_apps,
+    "plugins": cmd_plugins,
+    "forget": cmd_forget,
+    "purge": cmd_purge,
 }
 
 
