@@ -5,10 +5,8 @@ the client library in this process, the ``consentry`` and ``consentry-server`` c
 
 from __future__ import annotations
 
-import datetime
 import json
 import sqlite3
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,63 +14,13 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import FixedClock
 from consentry.cli import ExitCode
 from consentry.manifest import loads_manifest
 from consentry.session import AppSession
+from support.e2e import EXTRA_EVENT, manifest_file, run, yesterday_noon
 from support.processes import RunningServer, client_environment, script
 
 pytestmark = pytest.mark.slow
-
-MANIFEST = """
-manifest_version = 1
-
-[app]
-name = "e2e-app"
-consent_text = "The end-to-end test application counts two kinds of events."
-
-[levels.basic]
-description = "Operating system, Python version, and how often files are opened."
-endpoint = "{url}/v1/reports/basic"
-system = ["os", "python"]
-
-[levels.full]
-description = "Everything in basic, plus which export formats are used."
-endpoint = "{url}/v1/reports/full"
-
-[[events]]
-name = "file.open"
-level = "basic"
-purpose = "How often files are opened."
-
-[[events]]
-name = "export.png"
-level = "full"
-purpose = "How often PNG export is used."
-{extra}
-"""
-
-EXTRA_EVENT = """
-[[events]]
-name = "export.gif"
-level = "basic"
-purpose = "How often GIF export is used (added in a later release)."
-"""
-
-
-def manifest_file(tmp_path: Path, url: str, *, extra: str = "", name: str = "manifest.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(MANIFEST.format(url=url, extra=extra), encoding="utf-8")
-    return path
-
-
-def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
-
-
-def yesterday_noon() -> FixedClock:
-    day = datetime.date.today() - datetime.timedelta(days=1)  # noqa: DTZ011 - reports cover the user's local days
-    return FixedClock(datetime.datetime.combine(day, datetime.time(12), datetime.timezone.utc))
 
 
 def table_counts(database: Path) -> dict[str, int]:

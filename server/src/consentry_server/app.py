@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry_server.admin_api import admin_routes
 from consentry_server.config import Settings
+from consentry_server.deletion import deletion_routes
 from consentry_server.ingest import DropCounter, Ingest
 from consentry_server.pages import page_routes
 from consentry_server.public_api import public_routes
@@ -100,6 +101,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
 
     routes = [
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
+        *deletion_routes(storage, drops),
         Route("/healthz", health),
         *public_routes(public),
         *admin_routes(settings.admin_token, storage, registry, drops),

@@ -25,7 +25,7 @@ from consentry_server.registry import Registry
 from consentry_server.storage.base import Storage, StoreOutcome
 from consentry_server.validate import Rejection, validate_report
 
-__all__ = ["DropCounter", "Ingest", "decompress", "read_body"]
+__all__ = ["DropCounter", "Ingest", "check_content_type", "decompress", "read_body"]
 
 
 class DropCounter:
@@ -87,7 +87,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check_content_type(value: str | None) -> None:
+def check_content_type(value: str | None) -> None:
+    """Refuse (415) anything but ``application/json``, optionally with ``charset=utf-8``."""
     media = (value or "").split(";")[0].strip().lower()
     if media != "application/json":
         raise Rejection(415, "unsupported_media_type", "", f"Content-Type must be application/json, got {media!r}")
@@ -109,7 +110,7 @@ class Ingest:
 
     def handle(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> StoreOutcome:
         """Process one request body; raise :class:`Rejection` if it is refused."""
-        _check_content_type(content_type)
+        check_content_type(content_type)
         data = decompress(body, encoding, self.settings.max_report_bytes)
         try:
             report = decode(data, max_bytes=self.settings.max_report_bytes)
@@ -131,7 +132,7 @@ class Ingest:
     async def endpoint(self, request: Request) -> JSONResponse:
         """``POST /v1/reports/{level}``."""
         try:
-            _check_content_type(request.headers.get("content-type"))
+            check_content_type(request.headers.get("content-type"))
             body = await read_body(request, self.settings.max_body_bytes)
             outcome = await run_in_threadpool(
                 self.handle,

@@ -129,6 +129,10 @@ class Storage(Protocol):
         """Durably store a validated report; idempotent per (application, level, reporter, day)."""
         ...
 
+    def delete_reporters(self, app: str, reporters: Sequence[str]) -> int:
+        """Delete every stored report of ``app`` from ``reporters`` (hex ids); return how many rows went."""
+        ...
+
     def report_count(self) -> int:
         """How many (report, day) rows are stored."""
         ...

@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -236,6 +236,22 @@ class SQLiteStorage:
                 db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (number,))
         status = statuses[0] if len(set(statuses)) == 1 else "replaced"
         return StoreOutcome(status, len(report.days))  # type: ignore[arg-type]
+
+    def delete_reporters(self, app: str, reporters: Sequence[str]) -> int:
+        """Delete the reports of ``reporters``; the days they touched are aggregated again without them."""
+        ids = [bytes.fromhex(reporter) for reporter in reporters]
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT r.id, r.day FROM reports r JOIN apps a ON a.id = r.app_id WHERE a.name = ? "  # noqa: S608
+                f"AND r.reporter IN ({', '.join('?' * len(ids))})",
+                (app, *ids),
+            ).fetchall()
+            for report_id, day in rows:
+                db.execute("DELETE FROM facts WHERE report_id = ?", (report_id,))
+                db.execute("DELETE FROM counters WHERE report_id = ?", (report_id,))
+                db.execute("DELETE FROM reports WHERE id = ?", (report_id,))
+                db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (day,))
+        return len(rows)
 
     def report_count(self) -> int:
         """Stored (report, day) rows."""

@@ -1,0 +1,62 @@
+"""Deletion requests: ``POST /v1/deletions`` with ``{"app": ..., "reporters": [...]}``.
+
+``consentry forget APP`` sends the reporter ids of one installation for every week still inside the retention
+window; the server deletes every raw report of those ids and answers how many rows it deleted. Aggregates of
+the days concerned are computed again without them at the next aggregation. Nothing identifies the requester
+beyond the ids themselves, which are deleted. This is the route to document for privacy (GDPR) requests.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from consentry.wire.schema import APP_NAME, REPORTER_ID
+from consentry_server.ingest import DropCounter, check_content_type, read_body
+from consentry_server.storage.base import Storage
+from consentry_server.validate import Rejection
+
+__all__ = ["MAX_REPORTERS", "deletion_routes", "parse_deletion"]
+
+#: Most reporter ids in one request: a year of weeks and then some.
+MAX_REPORTERS = 64
+MAX_BODY = 16 * 1024
+
+
+def parse_deletion(body: bytes) -> tuple[str, list[str]]:
+    """The application and reporter ids of a deletion request; :class:`Rejection` if malformed."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Rejection(400, "invalid_request", "", "the body is not JSON") from None
+    if not isinstance(document, dict) or set(document) != {"app", "reporters"}:
+        raise Rejection(400, "invalid_request", "", 'the body must be {"app": ..., "reporters": [...]}')
+    app, reporters = document["app"], document["reporters"]
+    if not isinstance(app, str) or APP_NAME.regex.fullmatch(app) is None:
+        raise Rejection(400, "invalid_request", "app", "not an application name")
+    if not isinstance(reporters, list) or not 1 <= len(reporters) <= MAX_REPORTERS:
+        raise Rejection(400, "invalid_request", "reporters", f"must list 1 to {MAX_REPORTERS} reporter ids")
+    for index, reporter in enumerate(reporters):
+        if not isinstance(reporter, str) or REPORTER_ID.regex.fullmatch(reporter) is None:
+            raise Rejection(400, "invalid_request", f"reporters[{index}]", "not a reporter id")
+    return app, sorted(set(reporters))
+
+
+def deletion_routes(storage: Storage, drops: DropCounter) -> list[Route]:
+    """The deletion route."""
+
+    async def delete(request: Request) -> JSONResponse:
+        try:
+            check_content_type(request.headers.get("content-type"))
+            app, reporters = parse_deletion(await read_body(request, MAX_BODY))
+        except Rejection as rejection:
+            drops.add(rejection.code)
+            return JSONResponse(rejection.to_json(), status_code=rejection.status)
+        deleted = await run_in_threadpool(storage.delete_reporters, app, reporters)
+        return JSONResponse({"deleted": deleted})
+
+    return [Route("/v1/deletions", delete, methods=["POST"])]
