@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def test_every_server_setting_is_documented() -> None:
     text = (DOCS / "server.md").read_text("utf-8")
     documented = set(re.findall(r"^\| `(\w+)` \|", text, flags=re.MULTILINE))
     assert {field.name for field in dataclasses.fields(Settings)} <= documented
+
+
+def test_the_cli_reference_is_generated_from_the_current_help() -> None:
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "scripts" / "cli_reference.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (DOCS / "cli.md").read_text("utf-8") == module.reference(), "run: python scripts/cli_reference.py"
+
+
+def test_python_examples_in_the_docs_are_valid_python() -> None:
+    for page in DOCS.glob("*.md"):
+        for index, example in enumerate(blocks(page, "python")):
+            compile(example, f"{page.name} example {index + 1}", "exec")
 
 
 def test_docs_links_point_to_files_that_exist() -> None:
