@@ -128,7 +128,7 @@ def init(
         recorder.when_closed(install_exception_hooks(recorder.exception))
     if background:
         worker = Worker(recorder, session, flush_interval=flush_interval, transport=transport)
-        recorder.when_closed(worker.stop)
+        recorder.when_closed(worker.finish)
         worker.start()
     if flush_at_exit:
 

@@ -21,6 +21,11 @@ Record = Callable[[type[BaseException]], None]
 _IGNORED = (KeyboardInterrupt, SystemExit)
 
 
+def _counted(kind: object) -> bool:
+    """Whether ``kind`` is an exception class worth counting (hooks are sometimes called with ``None``)."""
+    return isinstance(kind, type) and issubclass(kind, BaseException) and not issubclass(kind, _IGNORED)
+
+
 def install_exception_hooks(record: Record) -> Callable[[], None]:
     """Chain hooks that pass each uncaught exception's class to ``record``; return the function that removes them."""
     previous_sys = sys.excepthook
@@ -28,13 +33,13 @@ def install_exception_hooks(record: Record) -> Callable[[], None]:
     active = [True]
 
     def sys_hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
-        if active[0] and not issubclass(kind, _IGNORED):
+        if active[0] and _counted(kind):
             with guard():
                 record(kind)
         previous_sys(kind, value, traceback)
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
-        if active[0] and not issubclass(args.exc_type, _IGNORED):
+        if active[0] and _counted(args.exc_type):
             with guard():
                 record(args.exc_type)
         previous_thread(args)

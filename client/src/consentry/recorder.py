@@ -347,9 +347,16 @@ class Recorder:
                 logger.debug("consentry: could not record %d drops", sum(new.values()))
 
     def reset_after_fork(self) -> None:
-        """In a forked child: forget the counts inherited from the parent, which the parent will flush."""
+        """In a forked child: forget the counts and drops inherited from the parent, which the parent will flush.
+
+        Locks are replaced: the child may have inherited them held by threads it does not have.
+        """
         self._tallies.reset()
         self._local = self._tallies.local
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._drops = collections.Counter()
+        self._drops_saved = collections.Counter()
 
     def when_closed(self, action: Callable[[], None]) -> None:
         """Run ``action`` once, when the recorder is closed (stopping its thread, removing its hooks...)."""

@@ -76,9 +76,9 @@ def _day(value: object) -> datetime.date | None:
         return None
 
 
-def load_state(paths: AppPaths) -> AppState:
-    """The stored bookkeeping; defaults for anything absent or damaged."""
-    document = read_json(paths.state, repair=True) or {}
+def load_state(paths: AppPaths, *, repair: bool = True) -> AppState:
+    """The stored bookkeeping; defaults for anything absent or damaged (moved aside, unless ``repair`` is off)."""
+    document = read_json(paths.state, repair=repair) or {}
     drops = document.get("drops")
     failures = document.get("failures")
     return AppState(

@@ -50,18 +50,22 @@ class Tallies:
         with self._lock:
             alive = []
             for thread, counts, taken in self._threads:
+                running = thread.is_alive()  # before the copy: an ended thread's copy is final
                 snapshot = counts.copy()
                 for key, value in snapshot.items():
                     delta = value - taken.get(key, 0)
                     if delta:
                         added[key] = added.get(key, 0) + delta
-                if thread.is_alive():
+                if running:
                     alive.append((thread, counts, snapshot))
             self._threads = alive
         return added
 
     def reset(self) -> None:
-        """Forget everything (in a forked child: the parent's counts are the parent's to flush)."""
-        with self._lock:
-            self._threads = []
+        """Forget everything (in a forked child: the parent's counts are the parent's to flush).
+
+        The lock is replaced, not taken: the child may have inherited it held by a thread it does not have.
+        """
+        self._lock = threading.Lock()
+        self._threads = []
         self.local = threading.local()

@@ -121,7 +121,10 @@ class HttpTransport:
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         headers = {"User-Agent": self.user_agent, **request.headers}
         started = time.monotonic()
-        connection = self._connection(url, request.timeout)
+        try:
+            connection = self._connection(url, request.timeout)
+        except ValueError as error:  # a malformed proxy variable, say
+            raise TransportError(f"cannot connect: {error}") from None
         watchdog = threading.Timer(request.timeout, _shut, args=(connection,))
         watchdog.daemon = True
         watchdog.start()

@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from consentry.paths import Paths  # noqa: PLC0415 - keep the import of this module cheap for spawn()
     from consentry.session import AppSession, load_saved_manifest  # noqa: PLC0415
+    from consentry.store import StoreError  # noqa: PLC0415
     from consentry.transport import HttpTransport  # noqa: PLC0415
     from consentry.upload import USER_AGENT  # noqa: PLC0415
     from consentry.wire.schema import APP_NAME  # noqa: PLC0415
@@ -102,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if manifest is None:
         return 1
     session = AppSession.open(manifest, home=args.home)
+    with contextlib.suppress(StoreError, OSError):
+        session.prepare_reports()  # the host may have exited before its thread wrote them
     session.upload(HttpTransport(user_agent=USER_AGENT), budget=args.budget)
     return 0
 

@@ -101,7 +101,7 @@ def _this_week_reporter(session: AppSession) -> str | None:
 def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]:
     decision = session.decision
     consent = session.consent
-    state = load_state(session.paths) if session.paths.state.exists() else None
+    state = load_state(session.paths, repair=False) if session.paths.state.exists() else None
     document: dict[str, object] = {
         "app": session.manifest.name,
         "mode": decision.mode,
@@ -219,7 +219,7 @@ def cmd_disable(args: argparse.Namespace) -> ExitCode:
     if args.app is None:
         raise CliError("say which application to disable", "consentry disable APP, or --all", ExitCode.USAGE)
     session = _session(args)
-    sent_ever = load_state(session.paths).sent_ever if session.paths.state.exists() else False
+    sent_ever = load_state(session.paths, repair=False).sent_ever if session.paths.state.exists() else False
     deleted = len(session.outbox.pending())
     session.set_consent("off")
     _out(f"{session.manifest.name}: telemetry is off; {deleted} unsent report(s) deleted.")
