@@ -15,7 +15,7 @@ used, so an application that never reaches :func:`init` pays nothing for Consent
 
 from __future__ import annotations
 
-import importlib
+from consentry._lazy import lazy_exports
 
 # Not `from typing import TYPE_CHECKING`: importing typing would cost more than the whole package (mypy is told,
 # in pyproject.toml, that this name is true).
@@ -96,18 +96,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'consentry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
     from consentry.api import init, set_consent, set_plugin_consent

@@ -9,7 +9,7 @@ not import the codec.
 
 from __future__ import annotations
 
-import importlib
+from consentry._lazy import lazy_exports
 
 TYPE_CHECKING = False  # not imported from typing, which costs more than this package (see pyproject.toml)
 
@@ -56,18 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'consentry.wire' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
     from consentry.wire.codec import decode, encode, from_json, to_json
