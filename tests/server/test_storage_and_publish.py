@@ -23,6 +23,7 @@ from consentry_server.storage import (
     SQLiteStorage,
     ValueRow,
 )
+from consentry_server.storage.base import store_report
 from consentry_server.storage.migrations import SQLITE
 from consentry_server.storage.public import AppInfo, Publication
 from consentry_server.storage.sqlite import CONTRIBUTION_CAP
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAPARI = load_manifest(ROOT / "examples" / "consentry_examples" / "napari_like" / "manifest.toml")
 MON = datetime.date(2026, 11, 16)  # a Monday
 TUE, SUN, NEXT_MON = MON + datetime.timedelta(days=1), MON + datetime.timedelta(days=6), MON + datetime.timedelta(7)
+MONTH = datetime.date(2026, 11, 1)
 RECEIVED = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
 ADD_IMAGE = "napari:layer:add_image"
 AGGREGATE_TABLES = ("agg_installs", "agg_counters", "agg_values")
@@ -51,7 +53,7 @@ def napari_report(reporter: int, day: datetime.date, level: str = "basic", **fie
 
 def store(storage: SQLiteStorage, *reports: Report) -> None:
     for report in reports:
-        storage.store_report(report, received=RECEIVED)
+        store_report(storage, report, received=RECEIVED)
 
 
 def table_rows(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[object, ...]]]:
@@ -191,8 +193,14 @@ def test_installs_are_distinct_reporters_per_day_and_per_iso_week(week):
         ("day", NEXT_MON): 2,
         ("week", MON): 9,  # reporters 0-8, those of Monday and Tuesday counted once
         ("week", NEXT_MON): 2,
+        ("month", MONTH): 9,  # the largest weekly count: ids change every week, installs do not
     }
-    assert installs(week.aggregates(), "full") == {("day", MON): 3, ("day", TUE): 1, ("week", MON): 3}
+    assert installs(week.aggregates(), "full") == {
+        ("day", MON): 3,
+        ("day", TUE): 1,
+        ("week", MON): 3,
+        ("month", MONTH): 3,
+    }
 
 
 def test_event_totals_are_capped_per_reporter_and_day_and_reporters_counted_distinctly(week):
@@ -201,6 +209,7 @@ def test_event_totals_are_capped_per_reporter_and_day_and_reporters_counted_dist
         ("day", MON): (3 + 3 + CONTRIBUTION_CAP, 3),
         ("day", TUE): (4, 1),
         ("week", MON): (3 + 3 + CONTRIBUTION_CAP + 4, 3),
+        ("month", MONTH): (3 + 3 + CONTRIBUTION_CAP + 4, 3),
     }
     assert {row.kind for row in rows.values()} == {"event"}
 
@@ -259,14 +268,9 @@ def test_aggregation_recomputes_only_the_buckets_of_changed_days(week):
     dirty = table_rows(week.path, ("dirty_days",))["dirty_days"]
     assert len(dirty) == 1
 
-    # Raw reports of the first week expire: deleted straight from the database.
-    execute(
-        week.path,
-        "DELETE FROM counters WHERE report_id IN (SELECT id FROM reports WHERE day < ?)",
-        "DELETE FROM facts WHERE report_id IN (SELECT id FROM reports WHERE day < ?)",
-        "DELETE FROM reports WHERE day < ?",
-        params=((NEXT_MON - datetime.date(1970, 1, 1)).days,),
-    )
+    # Raw reports of the first week expire. The month they belong to is left as it was: recomputing it from
+    # what is left would lose them.
+    week.apply_retention(raw_before=NEXT_MON, logs_before=RECEIVED)
     assert week.report_count() == 3
     before = week.aggregates()
     after = week.aggregate()
@@ -315,6 +319,7 @@ def test_publish_suppresses_rows_below_the_threshold(week, tmp_path):
         ("day", MON, "basic"),
         ("day", TUE, "basic"),
         ("week", MON, "basic"),
+        ("month", MONTH, "basic"),
     }
     assert all(row.reporters >= 5 for row in [*publication.installs, *publication.counters, *publication.values])
     assert not [row for row in publication.counters if row.name == ADD_IMAGE]  # 3 reporters at most

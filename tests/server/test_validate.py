@@ -10,7 +10,7 @@ import pytest
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
 from consentry_server.catalog import Catalog
-from consentry_server.validate import Rejection, validate_report
+from consentry_server.validate import Rejection, Validated, validate_report
 
 TODAY = datetime.date(2026, 11, 18)
 DAY = TODAY - datetime.timedelta(days=1)
@@ -44,6 +44,11 @@ def catalogs(
 
 
 def check(catalog: Catalog, candidate: Report, path_level: str | None = None, **options: int) -> Manifest:
+    """The manifest the report matched (or the rejection raised)."""
+    return validate(catalog, candidate, path_level, **options).manifest
+
+
+def validate(catalog: Catalog, candidate: Report, path_level: str | None = None, **options: int) -> Validated:
     return validate_report(candidate, catalog, path_level=path_level or candidate.level, today=TODAY, **options)
 
 
@@ -180,15 +185,6 @@ REJECTIONS = {
     "event_wrong_level": Bad(
         "napari-like", "basic", {"counts": {DAY: {ADD_IMAGE: 1}}}, "event_wrong_level", f"counts.{D}.{ADD_IMAGE}"
     ),
-    "plugin_not_public": Bad(
-        "napari-like", "middle", {"plugins": (Plugin("napari-private", "1.0"),)}, "plugin_not_public", "plugins[0].name"
-    ),
-    "other_plugin_with_a_version": Bad(
-        "napari-like", "middle", {"plugins": (Plugin("other", "1.0"),)}, "plugin_not_public", "plugins[0].version"
-    ),
-    "plugin_not_in_the_listed_index": Bad(
-        "slicer-like", "full", {"plugins": (Plugin("SlicerPrivate", "1.0"),)}, "plugin_not_public", "plugins[0].name"
-    ),
     "listed_plugin_without_a_manifest_sends_counts": Bad(
         "slicer-like",
         "full",
@@ -284,3 +280,23 @@ def test_the_level_is_checked_before_the_days(catalogs, napari):
     with pytest.raises(Rejection) as caught:
         check(catalogs["napari-like"], candidate, "full")
     assert caught.value.code == "level_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("app", "level", "plugins"),
+    [
+        ("napari-like", "middle", (Plugin("napari-private", "1.0"),)),
+        ("napari-like", "middle", (Plugin("other", "1.0"), Plugin("napari-secret", "2.0"))),
+        ("slicer-like", "full", (Plugin("SlicerPrivate", "1.0"),)),
+    ],
+    ids=["a plugin the server does not know", "two of them", "not in the listed index"],
+)
+def test_plugins_that_are_not_public_are_stored_as_other(catalogs, manifests, app, level, plugins):
+    validated = validate(catalogs[app], report(manifests[app], level, plugins=plugins))
+    assert validated.report.plugins == (Plugin("other", "other"),)
+
+
+def test_a_plugin_that_is_not_public_loses_its_counts(catalogs, napari):
+    private = Plugin("napari-private", "1.0", {DAY: {"secret-feature": 3}})
+    public_level_without_listing = validate(catalogs["napari-like"], report(napari, "full", plugins=(private,)))
+    assert public_level_without_listing.report.plugins == ()  # full does not list plugins: nothing at all

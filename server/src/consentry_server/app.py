@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -13,16 +14,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry_server.addresses import parse_networks
 from consentry_server.admin_api import admin_routes
 from consentry_server.config import Settings
 from consentry_server.deletion import deletion_routes
 from consentry_server.ingest import DropCounter, Ingest
 from consentry_server.pages import page_routes
 from consentry_server.public_api import public_routes
+from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
+from consentry_server.retention import retention_loop
 from consentry_server.storage import PublicStore, Storage, open_storage
+from consentry_server.writer import BatchWriter
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "create_app", "create_public_app"]
+
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -77,7 +84,28 @@ class ServerState:
     public: PublicStore
     registry: Registry
     drops: DropCounter
+    writer: BatchWriter
     ingest: Ingest
+
+
+async def _health(_: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+
+
+def create_public_app(settings: Settings) -> Starlette:
+    """The public side alone: pages and the public API over the public store, with no access to raw reports."""
+    public = PublicStore(settings.public_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+
+    routes = [Route("/healthz", _health), *public_routes(public), *page_routes(public, settings.site_title)]
+    return _application(routes, lifespan)
 
 
 def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
@@ -87,26 +115,37 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
     public = PublicStore(settings.public_path)
     registry = Registry(storage)
     drops = DropCounter()
-    ingest = Ingest(settings, storage, registry, drops)
-    state = ServerState(settings, storage, public, registry, drops, ingest)
-
-    async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    writer = BatchWriter(storage)
+    limiter = RateLimiter(
+        Rate(settings.source_rate_per_minute, settings.source_burst),
+        Rate(settings.reporter_rate_per_minute, settings.reporter_burst),
+    )
+    trusted = parse_networks(settings.trusted_proxies)
+    ingest = Ingest(settings, registry, writer, drops, limiter, trusted)
+    state = ServerState(settings, storage, public, registry, drops, writer, ingest)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        if own_storage:
-            storage.close()
+        task = None
+        if settings.retention_interval_hours:
+            task = asyncio.create_task(retention_loop(storage, settings))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            writer.close()
+            if own_storage:
+                storage.close()
 
     routes = [
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
         *deletion_routes(storage, drops),
-        Route("/healthz", health),
+        Route("/healthz", _health),
         *public_routes(public),
         *admin_routes(settings.admin_token, storage, registry, drops),
         *page_routes(public, settings.site_title),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app = _application(routes, lifespan)
     app.state.consentry = state
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import socket
 import sys
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from consentry_server import __version__
 from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish
+from consentry_server.retention import apply_retention
 from consentry_server.storage import PublicStore, open_storage
 
 __all__ = ["build_parser", "main", "serve"]
@@ -51,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve_parser)
     serve_parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (default 8000; 0 picks a free one)")
+    serve_parser.add_argument(
+        "--public-only",
+        action="store_true",
+        help="serve only the public pages and API from the public store; never open the raw database",
+    )
 
     apps = sub.add_parser(
         "apps",
@@ -81,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     _common(publish_parser)
     publish_parser.add_argument("--reporter-threshold", type=int, metavar="K", help="smallest published count")
 
+    retention = sub.add_parser(
+        "retention",
+        help="delete raw reports and logs past their retention",
+        description="Delete raw reports older than raw_retention_days (60 by default) and request-log lines older "
+        "than log_retention_days (14). Aggregates are kept. The running server also does this by itself every "
+        "retention_interval_hours.",
+    )
+    _common(retention)
+
+    export = sub.add_parser(
+        "export",
+        help="export the raw reports of an application as JSON lines",
+        description="Write the raw rows of APP (one JSON object per report and day: level, reporter id, day, version, "
+        "country, binned fields, counters) to standard output or --output, for the operators' own analyses. The "
+        "same data is at GET /admin/v1/export/APP.",
+    )
+    _common(export)
+    export.add_argument("app", help="application name")
+    export.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="first day")
+    export.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="last day")
+    export.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+
     demo = sub.add_parser(
         "demo",
         help="serve a demo with simulated installs of the example applications",
@@ -95,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=8, help="random seed, for a reproducible demo")
     demo.add_argument("--no-serve", action="store_true", help="fill, publish and exit instead of serving")
     return parser
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -121,19 +158,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+def serve(settings: Settings, sock: socket.socket | None = None, *, public_only: bool = False) -> None:
     """Serve until interrupted. Access logs are off: they would hold client addresses."""
     import uvicorn  # noqa: PLC0415 - only the serving commands need the server
 
-    from consentry_server.app import create_app  # noqa: PLC0415
+    from consentry_server.app import create_app, create_public_app  # noqa: PLC0415
 
+    application = create_public_app(settings) if public_only else create_app(settings)
     sock = sock or bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     sys.stdout.write(f"Consentry server listening on http://{shown}:{port}\n")
     sys.stdout.flush()
     config = uvicorn.Config(
-        create_app(settings), log_level="warning", access_log=False, server_header=False, proxy_headers=False
+        application, log_level="warning", access_log=False, server_header=False, proxy_headers=False
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -191,13 +229,51 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retention(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    storage = open_storage(settings)
+    try:
+        result = apply_retention(storage, settings)
+    finally:
+        storage.close()
+    sys.stdout.write(
+        f"deleted {result.raw_rows} raw report row(s) older than {settings.raw_retention_days} days, "
+        f"{result.log_rows} log line(s) older than {settings.log_retention_days} days"
+        + (f", {result.partitions} partition(s)" if result.partitions else "")
+        + "\n"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    storage = open_storage(_settings(args))
+    try:
+        output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: PTH123, SIM115
+        try:
+            rows = 0
+            for row in storage.export(args.app, since=args.since, until=args.until):
+                output.write(json.dumps(row, sort_keys=True) + "\n")
+                rows += 1
+        finally:
+            if output is not sys.stdout:
+                output.close()
+    finally:
+        storage.close()
+    sys.stderr.write(f"exported {rows} row(s) of {args.app}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``consentry-server``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            serve(_settings(args))
+            serve(_settings(args), public_only=args.public_only)
             return 0
+        if args.command == "retention":
+            return _cmd_retention(args)
+        if args.command == "export":
+            return _cmd_export(args)
         if args.command == "apps":
             return _cmd_apps(args)
         if args.command == "aggregate":

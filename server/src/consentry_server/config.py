@@ -14,6 +14,8 @@ from typing import Any
 
 import tomllib
 
+from consentry_server.addresses import parse_networks
+
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
 ADMIN_TOKEN_VARIABLE = "CONSENTRY_ADMIN_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -34,8 +36,15 @@ class Settings:
     reporters a published number may rest on (k). ``admin_token``: bearer token of the admin API (also
     ``CONSENTRY_ADMIN_TOKEN``); without one the admin API is closed. ``max_body_bytes``: largest request body as
     received; ``max_report_bytes``: largest report after decompression. ``raw_retention_days``: days of raw
-    reports kept (and the oldest day accepted). ``future_days``: how far ahead of the server's date a report's
-    day may be (time zones). ``site_title``: the title of the public pages.
+    reports kept (and the oldest day accepted). ``log_retention_days``: days of request-log lines kept.
+    ``retention_interval_hours``: how often the running server applies retention itself (0: never; then run
+    ``consentry-server retention``). ``future_days``: how far ahead of the server's date a report's day may be
+    (time zones). ``site_title``: the title of the public pages. ``country_lookup``: derive a country from the
+    connecting address (then forget the address). ``trusted_proxies``: comma-separated addresses or networks
+    whose ``X-Forwarded-For``/``Forwarded`` headers are believed. ``source_rate_per_minute`` and
+    ``source_burst``: the rate limit per source address; ``reporter_rate_per_minute`` and ``reporter_burst``:
+    per reporter id. ``noise_epsilon``: when set, published counts get calibrated noise (needs the ``noise``
+    extra), with this epsilon per published number.
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"
@@ -47,17 +56,44 @@ class Settings:
     max_body_bytes: int = 512 * 1024
     max_report_bytes: int = 1024 * 1024
     raw_retention_days: int = 60
+    log_retention_days: int = 14
+    retention_interval_hours: int = 6
     future_days: int = 1
     site_title: str = "Consentry usage statistics"
+    country_lookup: bool = True
+    trusted_proxies: str = ""
+    source_rate_per_minute: int = 600
+    source_burst: int = 600
+    reporter_rate_per_minute: int = 10
+    reporter_burst: int = 60
+    noise_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
             raise ConfigError(f"reporter_threshold must be between 1 and 1000000, got {self.reporter_threshold}")
         if not 0 <= self.port <= 65535:  # noqa: PLR2004
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
-        for name in ("max_body_bytes", "max_report_bytes", "raw_retention_days"):
+        positive = (
+            "max_body_bytes",
+            "max_report_bytes",
+            "raw_retention_days",
+            "log_retention_days",
+            "source_rate_per_minute",
+            "source_burst",
+            "reporter_rate_per_minute",
+            "reporter_burst",
+        )
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive")
+        if self.retention_interval_hours < 0:
+            raise ConfigError("retention_interval_hours must be 0 (never) or more")
+        if self.noise_epsilon is not None and not 0 < self.noise_epsilon <= 100:  # noqa: PLR2004
+            raise ConfigError(f"noise_epsilon must be above 0 and at most 100, got {self.noise_epsilon}")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as error:
+            raise ConfigError(f"trusted_proxies: {error}") from None
         if not 0 <= self.future_days <= 2:  # noqa: PLR2004
             raise ConfigError(f"future_days must be 0, 1 or 2, got {self.future_days}")
         if not self.database.startswith("sqlite:///") or len(self.database) == len("sqlite:///"):
@@ -81,15 +117,25 @@ class Settings:
         return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})  # type: ignore[arg-type]
 
 
+_KINDS = {
+    "int": (int, "an integer"),
+    "bool": (bool, "true or false"),
+    "float": (float, "a number"),
+    "str": (str, "a string"),
+}
+
+
 def _from_mapping(document: Mapping[str, Any], source: str) -> dict[str, Any]:
-    fields = {field.name: field.type for field in dataclasses.fields(Settings)}
+    fields = {field.name: str(field.type) for field in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
     for key, value in document.items():
         if key not in fields:
             raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(fields)})")
-        expected = int if "int" in str(fields[key]) else str
-        if type(value) is not expected:
-            raise ConfigError(f"{source}: {key} must be {'an integer' if expected is int else 'a string'}")
+        kind, what = _KINDS[fields[key].split(" ")[0]]
+        if kind is float and type(value) is int:
+            value = float(value)  # noqa: PLW2901 - 1 is a fine way to write 1.0
+        if type(value) is not kind:
+            raise ConfigError(f"{source}: {key} must be {what}")
         values[key] = value
     return values
 

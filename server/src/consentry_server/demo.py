@@ -177,7 +177,13 @@ def run_demo(data_dir: Path, *, port: int, installs: int, days: int, seed: int, 
         (data_dir / name).unlink(missing_ok=True)
     shutil.rmtree(data_dir / "clients", ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(database=f"sqlite:///{data_dir / 'consentry.sqlite3'}", port=port)
+    # Every simulated install uploads from 127.0.0.1: the per-source limit is lifted for the demo.
+    settings = Settings(
+        database=f"sqlite:///{data_dir / 'consentry.sqlite3'}",
+        port=port,
+        source_rate_per_minute=1_000_000,
+        source_burst=1_000_000,
+    )
     sock = bind("127.0.0.1", port)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     storage = open_storage(settings)

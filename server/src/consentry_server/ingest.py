@@ -8,24 +8,31 @@ the report is committed to disk.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
+import logging
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from consentry.wire import WireError, decode
+from consentry.wire import Report, WireError, decode
+from consentry_server.addresses import Network, client_address, country_of
 from consentry_server.config import Settings
+from consentry_server.ratelimit import RateLimiter
 from consentry_server.registry import Registry
-from consentry_server.storage.base import Storage, StoreOutcome
+from consentry_server.storage.base import Arrival, RequestLog, StoreOutcome
 from consentry_server.validate import Rejection, validate_report
+from consentry_server.writer import BatchWriter, Overloaded
 
-__all__ = ["DropCounter", "Ingest", "check_content_type", "decompress", "read_body"]
+__all__ = ["INLINE_BYTES", "DropCounter", "Ingest", "check_content_type", "decompress", "read_body"]
+
+logger = logging.getLogger("consentry_server")
 
 
 class DropCounter:
@@ -98,18 +105,28 @@ def check_content_type(value: str | None) -> None:
             raise Rejection(415, "unsupported_charset", "", "reports are UTF-8")
 
 
+#: Bodies up to this size are decoded on the event loop; larger ones in a worker thread.
+INLINE_BYTES = 64 * 1024
+
+
 @dataclass
 class Ingest:
-    """Decodes, validates and stores native reports; usable without HTTP."""
+    """Checks, decodes, validates and hands native reports to the writer.
+
+    ``accept`` is the pure part (usable without HTTP); ``endpoint`` adds what belongs to the request: the rate
+    limits, the country of the source address (after which the address is dropped), the writer, the request log.
+    """
 
     settings: Settings
-    storage: Storage
     registry: Registry
+    writer: BatchWriter
     drops: DropCounter
+    limiter: RateLimiter
+    trusted: Sequence[Network] = ()
     today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.timezone.utc).date()
 
-    def handle(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> StoreOutcome:
-        """Process one request body; raise :class:`Rejection` if it is refused."""
+    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
+        """Decode and validate one request body; return the report to store, or raise :class:`Rejection`."""
         check_content_type(content_type)
         data = decompress(body, encoding, self.settings.max_report_bytes)
         try:
@@ -119,29 +136,61 @@ class Ingest:
         catalog = self.registry.get(report.app, report.consent_version)
         if catalog is None:
             raise Rejection(400, "unknown_app", "app", f"{report.app!r} is not registered on this server")
-        validate_report(
+        return validate_report(
             report,
             catalog,
             path_level=level,
             today=self.today(),
             future_days=self.settings.future_days,
             retention_days=self.settings.raw_retention_days,
-        )
-        return self.storage.store_report(report, received=datetime.datetime.now(datetime.timezone.utc))
+        ).report
+
+    def refuse(self, rejection: Rejection, route: str, size: int) -> JSONResponse:
+        """The answer to a refused request, counted and logged (never with the address or the payload)."""
+        self.drops.add(rejection.code)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.writer.log(RequestLog(now, route, rejection.status, rejection.code, size))
+        headers = {"Retry-After": str(rejection.retry_after)} if rejection.retry_after else None
+        return JSONResponse(rejection.to_json(), status_code=rejection.status, headers=headers)
 
     async def endpoint(self, request: Request) -> JSONResponse:
         """``POST /v1/reports/{level}``."""
+        received: list[int] = []
         try:
-            check_content_type(request.headers.get("content-type"))
-            body = await read_body(request, self.settings.max_body_bytes)
-            outcome = await run_in_threadpool(
-                self.handle,
-                request.path_params["level"],
-                body,
-                content_type=request.headers.get("content-type"),
-                encoding=request.headers.get("content-encoding"),
-            )
+            outcome = await self._ingest(request, received)
         except Rejection as rejection:
-            self.drops.add(rejection.code)
-            return JSONResponse(rejection.to_json(), status_code=rejection.status)
+            return self.refuse(rejection, "/v1/reports", sum(received))
         return JSONResponse({"status": outcome.status, "days": outcome.days})
+
+    async def _ingest(self, request: Request, received: list[int]) -> StoreOutcome:
+        address = client_address(request.client.host if request.client else None, request.headers, self.trusted)
+        _limited(self.limiter.check_source(address), "", "too many requests from this source")
+        check_content_type(request.headers.get("content-type"))
+        body = await read_body(request, self.settings.max_body_bytes)
+        received.append(len(body))
+        level = request.path_params["level"]
+        content_type, encoding = request.headers.get("content-type"), request.headers.get("content-encoding")
+        if len(body) <= INLINE_BYTES:
+            report = self.accept(level, body, content_type=content_type, encoding=encoding)
+        else:
+            report = await run_in_threadpool(self.accept, level, body, content_type=content_type, encoding=encoding)
+        _limited(
+            self.limiter.check_reporter(report.app, report.reporter), "reporter", "too many reports from this reporter"
+        )
+        country = country_of(address) if self.settings.country_lookup else None
+        del address  # forgotten: nothing below sees it
+        try:
+            future = self.writer.submit(Arrival(report, datetime.datetime.now(datetime.timezone.utc), country))
+        except Overloaded:
+            raise Rejection(503, "overloaded", "", "the server is busy; try again later", retry_after=30) from None
+        try:
+            return await asyncio.wrap_future(future)
+        except Exception:  # a storage failure: the client keeps its report and retries later
+            logger.exception("storing a report failed")
+            message = "the report could not be stored; try again later"
+            raise Rejection(503, "storage_unavailable", "", message, retry_after=60) from None
+
+
+def _limited(wait: int | None, field: str, message: str) -> None:
+    if wait is not None:
+        raise Rejection(429, "rate_limited", field, message, retry_after=wait)

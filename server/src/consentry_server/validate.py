@@ -1,22 +1,24 @@
 """Checking a decoded report against the registered manifests: a pure function, no I/O.
 
 A report must say nothing its manifest does not allow, at exactly its level: every event, system field,
-dependency, plugin, command, parameter value and part must be declared there. Days may be neither in the
-future nor older than the retention window. The first violation found is reported with a machine-readable
-code and the field it concerns.
+dependency, command, parameter value and part must be declared there. Days may be neither in the future nor
+older than the retention window. The first violation found is reported with a machine-readable code and the
+field it concerns. Plugins are the one thing not refused: a plugin that is not public on this server is stored
+as ``other``, without its counts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 
 from consentry.manifest import NONE_LEVEL, Level, Manifest
-from consentry.wire import Report
+from consentry.wire import Plugin, Report
 from consentry.wire.schema import OTHER
 from consentry_server.catalog import Catalog
 
-__all__ = ["Rejection", "validate_report"]
+__all__ = ["Rejection", "Validated", "validate_report"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not an er
     code: str
     field: str
     message: str
+    retry_after: int | None = None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.field}: {self.message}" if self.field else f"{self.code}: {self.message}"
@@ -84,17 +87,18 @@ def _check_events(report: Report, manifest: Manifest) -> None:
                 )
 
 
-def _check_plugins(report: Report, level: Level, catalog: Catalog) -> None:
+def _check_plugins(report: Report, level: Level, catalog: Catalog) -> Report:
+    """Check the plugins; return the report with every plugin that is not public stored as ``other``."""
+    kept: list[Plugin] = []
+    others = False
     for index, plugin in enumerate(report.plugins):
         field = f"plugins[{index}]"
         if not plugin.counts and not level.plugins:
             raise _reject("part_not_in_manifest", field, f"level {level.name!r} does not list installed plugins")
-        if plugin.name == OTHER:
-            if plugin.version != OTHER:
-                raise _reject("plugin_not_public", f"{field}.version", "plugins that are not public carry no version")
+        if plugin.name == OTHER or not catalog.is_public_plugin(plugin.name):
+            others = True  # a name that is not public is not kept, nor its counts
             continue
-        if not catalog.is_public_plugin(plugin.name):
-            raise _reject("plugin_not_public", f"{field}.name", f"plugin {plugin.name!r} is not public; send 'other'")
+        kept.append(plugin)
         if not plugin.counts:
             continue
         plugin_manifest = catalog.plugins.get(plugin.name)
@@ -109,6 +113,10 @@ def _check_plugins(report: Report, level: Level, catalog: Catalog) -> None:
                         f"{field}.counts.{day.isoformat()}.{event}",
                         f"plugin {plugin.name!r} declares no event {event!r} at level {report.level!r}",
                     )
+    if others and level.plugins:
+        kept.append(Plugin(OTHER, OTHER))
+    kept.sort(key=lambda plugin: plugin.name)
+    return report if tuple(kept) == report.plugins else dataclasses.replace(report, plugins=tuple(kept))
 
 
 def _check_commands(report: Report, manifest: Manifest) -> None:
@@ -132,6 +140,18 @@ def _check_commands(report: Report, manifest: Manifest) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class Validated:
+    """A report that passed: the manifest it matched, and the report as it is to be stored.
+
+    The stored report differs from the one received only in its plugins: a name that is not public on this
+    server is stored as ``other``, without its counts.
+    """
+
+    manifest: Manifest
+    report: Report
+
+
 def validate_report(
     report: Report,
     catalog: Catalog,
@@ -140,8 +160,8 @@ def validate_report(
     today: datetime.date,
     future_days: int = 1,
     retention_days: int = 60,
-) -> Manifest:
-    """Check ``report`` against ``catalog``; return the manifest it matched or raise :class:`Rejection`."""
+) -> Validated:
+    """Check ``report`` against ``catalog``; return what to store, or raise :class:`Rejection`."""
     if report.level != path_level:
         raise _reject("level_mismatch", "level", f"report is for level {report.level!r} but sent to {path_level!r}")
     manifest = catalog.manifest_for(report.consent_version)
@@ -151,6 +171,5 @@ def validate_report(
     _check_days(report, today, future_days=future_days, retention_days=retention_days)
     _check_level_parts(report, level)
     _check_events(report, manifest)
-    _check_plugins(report, level, catalog)
     _check_commands(report, manifest)
-    return manifest
+    return Validated(manifest, _check_plugins(report, level, catalog))

@@ -1,39 +1,52 @@
-"""The storage interface shared by the SQLite and PostgreSQL backends, and the values that cross it."""
+"""The storage interface shared by the SQLite and PostgreSQL backends, and the values that cross it.
+
+Both backends store the same rows (see :mod:`consentry_server.storage.rows`), aggregate with the same meaning,
+and are tested by the same tests. Semantics every backend keeps:
+
+- one raw row per (application, level, reporter, day): an identical report is stored once (``duplicate``), a
+  different one for the same key replaces the earlier (``replaced``);
+- :meth:`Storage.store_batch` writes a batch in one transaction, each report under its own savepoint so that one
+  failure does not take the others with it, and returns only once the transaction is durably committed;
+- no network address is ever stored: an arrival carries at most a country code;
+- raw rows and request logs expire (:meth:`Storage.apply_retention`); aggregates are kept forever;
+- aggregation is incremental (only periods whose days changed) and idempotent.
+"""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report
 from consentry_server.catalog import Catalog
+from consentry_server.storage.rows import COUNTER_KINDS
 
 __all__ = [
     "COUNTER_KINDS",
+    "PERIODS",
     "AggregateTables",
+    "Arrival",
     "CounterRow",
     "InstallRow",
     "Progress",
+    "RequestLog",
+    "RetentionResult",
     "Storage",
     "StoreOutcome",
     "ValueRow",
     "epoch_day",
     "from_epoch_day",
+    "period_start",
+    "store_report",
 ]
 
-#: Counter kinds as stored (the integer) and as published (the name).
-COUNTER_KINDS = {
-    "event": 0,
-    "plugin_event": 1,
-    "exception": 2,
-    "runs": 3,
-    "active_minutes": 4,
-    "command": 5,
-    "data": 6,
-}
+#: Aggregation periods. Day and ISO week counts of distinct reporters are exact (reporter ids are stable within
+#: an ISO week); a month's count of distinct reporters is the largest weekly count among its weeks, a lower bound
+#: of the installs active that month, since an install has a new reporter id every week.
+PERIODS = ("day", "week", "month")
 Progress = Callable[[str, int, int], None]
 _EPOCH = datetime.date(1970, 1, 1).toordinal()
 
@@ -48,6 +61,24 @@ def from_epoch_day(number: int) -> datetime.date:
     return datetime.date.fromordinal(number + _EPOCH)
 
 
+def period_start(period: str, day: datetime.date) -> datetime.date:
+    """The first day of the ``period`` that contains ``day``: itself, its ISO week's Monday, its month's first."""
+    if period == "week":
+        return day - datetime.timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up)."""
+
+    report: Report
+    received: datetime.datetime
+    country: str | None = None
+
+
 @dataclass(frozen=True)
 class StoreOutcome:
     """What storing a report did: ``stored`` (new), ``duplicate`` (identical, nothing changed) or ``replaced``."""
@@ -57,10 +88,30 @@ class StoreOutcome:
 
 
 @dataclass(frozen=True)
+class RequestLog:
+    """One line of the request log: never an address, never a payload."""
+
+    time: datetime.datetime
+    route: str
+    status: int
+    code: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """What one retention run removed."""
+
+    raw_rows: int
+    log_rows: int
+    partitions: int = 0
+
+
+@dataclass(frozen=True)
 class InstallRow:
     """Distinct reporters (installs) of an application at a level in a period, and how many were new.
 
-    ``new_installs`` is ``None`` once published if fewer than k installs were new: it is a count of reporters too.
+    ``new_installs`` is ``None`` once published if it had to be hidden: it is a count of reporters too.
     """
 
     app: str
@@ -73,7 +124,10 @@ class InstallRow:
 
 @dataclass(frozen=True)
 class CounterRow:
-    """The total of a counter and how many distinct reporters contributed, in a period."""
+    """The total of a counter and how many distinct reporters contributed, in a period.
+
+    ``scope`` is the plugin for plugin events, else ``""``; ``name`` is as described in :mod:`.rows`.
+    """
 
     app: str
     period: str
@@ -87,7 +141,10 @@ class CounterRow:
 
 @dataclass(frozen=True)
 class ValueRow:
-    """How many distinct reporters had ``field`` equal to ``value`` in a period."""
+    """How many distinct reporters had ``field`` equal to ``value`` in a period.
+
+    Fields: ``app_version``, ``country``, ``system.<field>``, ``dependency.<name>``, ``plugin.<name>``.
+    """
 
     app: str
     period: str
@@ -107,7 +164,7 @@ class AggregateTables:
 
 
 class Storage(Protocol):
-    """Raw reports, registered manifests and aggregates. Only modules under ``storage/`` speak SQL."""
+    """Raw reports, registered manifests, request logs and aggregates. Only modules under ``storage/`` speak SQL."""
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names of those applied now."""
@@ -125,8 +182,8 @@ class Storage(Protocol):
         """The registered manifests of ``app``, or ``None``."""
         ...
 
-    def store_report(self, report: Report, *, received: datetime.datetime) -> StoreOutcome:
-        """Durably store a validated report; idempotent per (application, level, reporter, day)."""
+    def store_batch(self, arrivals: Sequence[Arrival]) -> list[StoreOutcome | Exception]:
+        """Store validated reports in one durable transaction; an outcome (or the exception) per arrival."""
         ...
 
     def delete_reporters(self, app: str, reporters: Sequence[str]) -> int:
@@ -137,8 +194,26 @@ class Storage(Protocol):
         """How many (report, day) rows are stored."""
         ...
 
+    def log_requests(self, entries: Sequence[RequestLog]) -> None:
+        """Append to the request log."""
+        ...
+
+    def apply_retention(self, *, raw_before: datetime.date, logs_before: datetime.datetime) -> RetentionResult:
+        """Delete raw rows of days before ``raw_before`` and log lines before ``logs_before``."""
+        ...
+
+    def export(
+        self, app: str, *, since: datetime.date | None = None, until: datetime.date | None = None
+    ) -> Iterator[dict[str, object]]:
+        """The raw rows of ``app`` (days from ``since`` to ``until``, inclusive), as JSON-compatible dicts."""
+        ...
+
+    def statistics(self) -> dict[str, int]:
+        """Row counts per table, for operators."""
+        ...
+
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
-        """Roll raw reports up per day and ISO week; return the tables."""
+        """Roll the changed days up per day, ISO week and month; return every aggregate."""
         ...
 
     def aggregates(self) -> AggregateTables:
@@ -148,3 +223,13 @@ class Storage(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def store_report(
+    storage: Storage, report: Report, *, received: datetime.datetime, country: str | None = None
+) -> StoreOutcome:
+    """Store one report through :meth:`Storage.store_batch`; raise what storing it raised."""
+    [outcome] = storage.store_batch([Arrival(report, received, country)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome

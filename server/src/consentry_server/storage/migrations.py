@@ -107,6 +107,25 @@ SQLITE: Sequence[Migration] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        "0002_country_and_request_log",
+        """
+        -- The country a report came from, when the operator turned the lookup on (never the address).
+        ALTER TABLE reports ADD COLUMN country TEXT;
+        -- Refused requests, for operators: no address, no payload. Kept 14 days by default.
+        CREATE TABLE request_log (
+            id INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            route TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            code TEXT NOT NULL,
+            size INTEGER NOT NULL
+        );
+        CREATE INDEX request_log_by_time ON request_log (time);
+        -- Small facts about the store itself: raw_horizon is the first day whose raw reports are still kept.
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
 )
 
 

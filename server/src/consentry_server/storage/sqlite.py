@@ -1,7 +1,8 @@
 """The SQLite backend: the embedded default.
 
-WAL journal with ``synchronous=FULL``: a committed report survives a crash of the process and of the machine.
-One connection does all the writing, under a lock.
+WAL journal with ``synchronous=FULL``: a committed batch survives a crash of the process and of the machine.
+One connection does all the writing, under a lock; readers that may take long (exports) get their own.
+Strings are interned in a ``names`` table so a counter row is four small integers.
 """
 
 from __future__ import annotations
@@ -16,37 +17,49 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_manifest, parse_plugin_manifest
-from consentry.wire import Report, encode
+from consentry.wire import encode
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
-    COUNTER_KINDS,
+    PERIODS,
     AggregateTables,
+    Arrival,
     CounterRow,
     InstallRow,
     Progress,
+    RequestLog,
+    RetentionResult,
     StoreOutcome,
     ValueRow,
     epoch_day,
     from_epoch_day,
+    period_start,
 )
 from consentry_server.storage.migrations import SQLITE, pending
+from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES, counter_rows, fact_rows
 
 __all__ = ["CONTRIBUTION_CAP", "SQLiteStorage"]
 
 #: Most one reporter may add to one counter in one day, so a runaway install cannot skew a total.
 CONTRIBUTION_CAP = 10_000
-_KIND_NAMES = {number: name for name, number in COUNTER_KINDS.items()}
-# Period start of a stored day: itself, or the Monday of its ISO week (1970-01-01 was a Thursday).
-_PERIODS = {"day": "r.day", "week": "r.day - ((r.day + 3) % 7)"}
-_PERIOD_DAYS = {"day": 1, "week": 7}
+_AGGREGATES = ("agg_installs", "agg_counters", "agg_values")
+# The week (its Monday, as an epoch day) of a stored day: 1970-01-01 was a Thursday.
+_WEEK = "(r.day - ((r.day + 3) % 7))"
 
 
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _period_end(period: str, start: datetime.date) -> datetime.date:
+    if period == "day":
+        return start + datetime.timedelta(days=1)
+    if period == "week":
+        return start + datetime.timedelta(days=7)
+    return (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
 
 
 class SQLiteStorage:
-    """Raw reports, manifests and aggregates in one SQLite file."""
+    """Raw reports, manifests, request logs and aggregates in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -71,6 +84,15 @@ class SQLiteStorage:
                 raise
             self._db.execute("COMMIT")
 
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own, for reads that take a while without holding up the writer."""
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            yield db
+        finally:
+            db.close()
+
     def _name(self, text: str) -> int:
         cached = self._names.get(text)
         if cached is not None:
@@ -91,10 +113,7 @@ class SQLiteStorage:
                     for statement in migration.sql.split(";"):
                         if statement.strip():
                             db.execute(statement)
-                    db.execute(
-                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                        (migration.name, datetime.datetime.now(datetime.timezone.utc).isoformat()),
-                    )
+                    db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, _now()))
                 done.append(migration.name)
             return done
 
@@ -108,7 +127,7 @@ class SQLiteStorage:
         """Keep this version of ``manifest``; ``False`` if it was registered before."""
         app = manifest.name if isinstance(manifest, Manifest) else manifest.host
         plugin = "" if isinstance(manifest, Manifest) else manifest.name
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        now = _now()
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO apps (name, created_at) VALUES (?, ?)", (app, now))
             (app_id,) = db.execute("SELECT id FROM apps WHERE name = ?", (app,)).fetchone()
@@ -153,105 +172,92 @@ class SQLiteStorage:
         return Catalog(latest, versions, plugins)
 
     # ---- reports ------------------------------------------------------------------------------------------
-    def _facts(self, report: Report) -> list[tuple[int, int]]:
-        pairs = [(f"system.{key}", value) for key, value in report.system.items()]
-        pairs += [(f"dependency.{key}", value) for key, value in report.dependencies.items()]
-        pairs += [(f"plugin.{plugin.name}", plugin.version) for plugin in report.plugins]
-        return [(self._name(key), self._name(value)) for key, value in pairs]
-
-    def _counters(self, report: Report, day: datetime.date) -> dict[tuple[int, int], int]:
-        rows: dict[tuple[int, int], int] = {}
-
-        def add(kind: str, name: str, n: int) -> None:
-            key = (COUNTER_KINDS[kind], self._name(name))
-            rows[key] = rows.get(key, 0) + n
-
-        for event, n in report.counts.get(day, {}).items():
-            add("event", event, n)
-        for plugin in report.plugins:
-            for event, n in plugin.counts.get(day, {}).items():
-                add("plugin_event", _canonical([plugin.name, event]), n)
-        for exception, n in report.exceptions.get(day, {}).items():
-            add("exception", exception, n)
-        activity = report.activity.get(day)
-        if activity is not None:
-            add("runs", "", activity.runs)
-            add("active_minutes", "", activity.active_minutes)
-        for command in report.commands:
-            if command.day == day:
-                key = [command.name, sorted(command.params.items()), command.duration, command.exit_code]
-                add("command", _canonical([*key, command.exception]), command.count)
-        for record in report.data:
-            if record.day == day:
-                key = [record.kind, record.class_name, record.dtype, record.ndim, record.size]
-                add("data", _canonical(key), record.count)
-        return rows
-
-    def store_report(self, report: Report, *, received: datetime.datetime) -> StoreOutcome:
-        """Store each day of ``report``; an identical report is a no-op, a different one replaces the old."""
-        digest = hashlib.sha256(encode(report)).digest()
-        statuses = []
+    def store_batch(self, arrivals: Sequence[Arrival]) -> list[StoreOutcome | Exception]:
+        """Store ``arrivals`` in one transaction (a savepoint each); return once it is durably committed."""
+        outcomes: list[StoreOutcome | Exception] = []
         with self._transaction() as db:
-            row = db.execute("SELECT id FROM apps WHERE name = ?", (report.app,)).fetchone()
-            if row is None:
-                raise LookupError(f"application {report.app!r} is not registered")
-            app_id = row[0]
-            level_id = self._name(report.level)
-            version_id = self._name(report.app_version)
-            reporter = bytes.fromhex(report.reporter)
-            facts = self._facts(report)
-            for day in report.days:
-                number = epoch_day(day)
-                existing = db.execute(
-                    "SELECT id, digest FROM reports WHERE app_id = ? AND level_id = ? AND reporter = ? AND day = ?",
-                    (app_id, level_id, reporter, number),
-                ).fetchone()
-                if existing is not None and existing[1] == digest:
-                    statuses.append("duplicate")
-                    continue
-                values = (digest, int(received.timestamp()), version_id, int(report.first_report))
-                if existing is not None:
-                    report_id = existing[0]
-                    db.execute("DELETE FROM facts WHERE report_id = ?", (report_id,))
-                    db.execute("DELETE FROM counters WHERE report_id = ?", (report_id,))
-                    db.execute(
-                        "UPDATE reports SET digest = ?, received = ?, app_version_id = ?, first_report = ? "
-                        "WHERE id = ?",
-                        (*values, report_id),
-                    )
-                    statuses.append("replaced")
-                else:
-                    cursor = db.execute(
-                        "INSERT INTO reports (app_id, level_id, reporter, day, digest, received, app_version_id, "
-                        "first_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (app_id, level_id, reporter, number, *values),
-                    )
-                    report_id = cursor.lastrowid
-                    statuses.append("stored")
-                db.executemany("INSERT INTO facts VALUES (?, ?, ?)", [(report_id, k, v) for k, v in facts])
-                db.executemany(
-                    "INSERT INTO counters VALUES (?, ?, ?, ?)",
-                    [(report_id, kind, name, n) for (kind, name), n in self._counters(report, day).items()],
+            for arrival in arrivals:
+                db.execute("SAVEPOINT arrival")
+                try:
+                    outcome: StoreOutcome | Exception = self._store(db, arrival)
+                    db.execute("RELEASE arrival")
+                except Exception as error:  # noqa: BLE001 - one bad arrival must not take the batch with it
+                    db.execute("ROLLBACK TO arrival")
+                    db.execute("RELEASE arrival")
+                    self._names.clear()  # names created since the savepoint are gone
+                    outcome = error
+                outcomes.append(outcome)
+        return outcomes
+
+    def _store(self, db: sqlite3.Connection, arrival: Arrival) -> StoreOutcome:
+        report = arrival.report
+        row = db.execute("SELECT id FROM apps WHERE name = ?", (report.app,)).fetchone()
+        if row is None:
+            raise LookupError(f"application {report.app!r} is not registered")
+        app_id = row[0]
+        digest = hashlib.sha256(encode(report)).digest()
+        level_id, version_id = self._name(report.level), self._name(report.app_version)
+        reporter = bytes.fromhex(report.reporter)
+        facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report).items()]
+        values = (digest, int(arrival.received.timestamp()), version_id, int(report.first_report), arrival.country)
+        statuses = []
+        for day in report.days:
+            number = epoch_day(day)
+            existing = db.execute(
+                "SELECT id, digest FROM reports WHERE app_id = ? AND level_id = ? AND reporter = ? AND day = ?",
+                (app_id, level_id, reporter, number),
+            ).fetchone()
+            if existing is not None and existing[1] == digest:
+                statuses.append("duplicate")
+                continue
+            if existing is not None:
+                report_id = existing[0]
+                db.execute("DELETE FROM facts WHERE report_id = ?", (report_id,))
+                db.execute("DELETE FROM counters WHERE report_id = ?", (report_id,))
+                db.execute(
+                    "UPDATE reports SET digest = ?, received = ?, app_version_id = ?, first_report = ?, country = ? "
+                    "WHERE id = ?",
+                    (*values, report_id),
                 )
-                db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (number,))
+                statuses.append("replaced")
+            else:
+                cursor = db.execute(
+                    "INSERT INTO reports (app_id, level_id, reporter, day, digest, received, app_version_id, "
+                    "first_report, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (app_id, level_id, reporter, number, *values),
+                )
+                report_id = cursor.lastrowid
+                statuses.append("stored")
+            db.executemany("INSERT INTO facts VALUES (?, ?, ?)", [(report_id, k, v) for k, v in facts])
+            db.executemany(
+                "INSERT INTO counters VALUES (?, ?, ?, ?)",
+                [
+                    (report_id, COUNTER_KINDS[kind], self._name(name), n)
+                    for (kind, name), n in counter_rows(report, day).items()
+                ],
+            )
+            db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (number,))
         status = statuses[0] if len(set(statuses)) == 1 else "replaced"
         return StoreOutcome(status, len(report.days))  # type: ignore[arg-type]
+
+    def _delete_reports(self, db: sqlite3.Connection, condition: str, params: Sequence[object]) -> int:
+        selection = f"SELECT id FROM reports WHERE {condition}"  # noqa: S608 - conditions are ours, values bound
+        db.execute(f"DELETE FROM facts WHERE report_id IN ({selection})", params)  # noqa: S608
+        db.execute(f"DELETE FROM counters WHERE report_id IN ({selection})", params)  # noqa: S608
+        return db.execute(f"DELETE FROM reports WHERE {condition}", params).rowcount  # noqa: S608
 
     def delete_reporters(self, app: str, reporters: Sequence[str]) -> int:
         """Delete the reports of ``reporters``; the days they touched are aggregated again without them."""
         ids = [bytes.fromhex(reporter) for reporter in reporters]
+        if not ids:
+            return 0
+        marks = ", ".join("?" * len(ids))  # placeholders only: the values are bound
+        condition = f"app_id = (SELECT id FROM apps WHERE name = ?) AND reporter IN ({marks})"  # noqa: S608
         with self._transaction() as db:
-            rows = db.execute(
-                f"SELECT r.id, r.day FROM reports r JOIN apps a ON a.id = r.app_id WHERE a.name = ? "  # noqa: S608
-                f"AND r.reporter IN ({', '.join('?' * len(ids))})",
-                (app, *ids),
-            ).fetchall()
-            for report_id, day in rows:
-                db.execute("DELETE FROM facts WHERE report_id = ?", (report_id,))
-                db.execute("DELETE FROM counters WHERE report_id = ?", (report_id,))
-                db.execute("DELETE FROM reports WHERE id = ?", (report_id,))
-                db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (day,))
-        return len(rows)
+            days = db.execute(f"SELECT DISTINCT day FROM reports WHERE {condition}", (app, *ids)).fetchall()  # noqa: S608
+            deleted = self._delete_reports(db, condition, (app, *ids))
+            db.executemany("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", days)
+        return deleted
 
     def report_count(self) -> int:
         """Stored (report, day) rows."""
@@ -259,62 +265,151 @@ class SQLiteStorage:
             (count,) = self._db.execute("SELECT COUNT(*) FROM reports").fetchone()
         return int(count)
 
+    # ---- logs, retention, export, statistics ---------------------------------------------------------------
+    def log_requests(self, entries: Sequence[RequestLog]) -> None:
+        """Append to the request log."""
+        if not entries:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO request_log (time, route, status, code, size) VALUES (?, ?, ?, ?, ?)",
+                [(int(e.time.timestamp()), e.route, e.status, e.code, e.size) for e in entries],
+            )
+
+    def apply_retention(self, *, raw_before: datetime.date, logs_before: datetime.datetime) -> RetentionResult:
+        """Delete raw rows of days before ``raw_before`` and log lines before ``logs_before``; aggregates stay."""
+        with self._transaction() as db:
+            horizon = max(epoch_day(raw_before), self._horizon(db) or epoch_day(raw_before))
+            raw = self._delete_reports(db, "day < ?", (horizon,))
+            logs = db.execute("DELETE FROM request_log WHERE time < ?", (int(logs_before.timestamp()),)).rowcount
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('raw_horizon', ?)", (str(horizon),))
+        return RetentionResult(raw_rows=raw, log_rows=logs)
+
+    @staticmethod
+    def _horizon(db: sqlite3.Connection) -> int | None:
+        """The first day (epoch day) whose raw reports are still kept, once retention has run."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'raw_horizon'").fetchone()
+        return int(row[0]) if row else None
+
+    def export(
+        self, app: str, *, since: datetime.date | None = None, until: datetime.date | None = None
+    ) -> Iterator[dict[str, object]]:
+        """The raw rows of ``app``, day by day, as JSON-compatible dicts (read on a connection of their own)."""
+        low = epoch_day(since) if since else -(10**9)
+        high = epoch_day(until) if until else 10**9
+        with self._reader() as db:
+            names = dict(db.execute("SELECT id, name FROM names"))
+            rows = db.execute(
+                "SELECT r.id, l.name, r.reporter, r.day, r.received, v.name, r.first_report, r.country "
+                "FROM reports r JOIN apps a ON a.id = r.app_id JOIN names l ON l.id = r.level_id "
+                "JOIN names v ON v.id = r.app_version_id WHERE a.name = ? AND r.day BETWEEN ? AND ? "
+                "ORDER BY r.day, r.id",
+                (app, low, high),
+            )
+            for report_id, level, reporter, day, received, version, first, country in rows:
+                facts = db.execute("SELECT key_id, value_id FROM facts WHERE report_id = ?", (report_id,))
+                counters = db.execute("SELECT kind, name_id, n FROM counters WHERE report_id = ?", (report_id,))
+                yield {
+                    "app": app,
+                    "level": level,
+                    "reporter": bytes(reporter).hex(),
+                    "day": from_epoch_day(day).isoformat(),
+                    "received": datetime.datetime.fromtimestamp(received, datetime.timezone.utc).isoformat(),
+                    "app_version": version,
+                    "first_report": bool(first),
+                    "country": country,
+                    "facts": {names[key]: names[value] for key, value in facts},
+                    "counters": [
+                        {"kind": KIND_NAMES.get(kind, "unknown"), "name": names[name], "n": n}
+                        for kind, name, n in counters
+                    ],
+                }
+
+    def statistics(self) -> dict[str, int]:
+        """Row counts per table."""
+        tables = ("apps", "manifests", "reports", "facts", "counters", "request_log", *_AGGREGATES)
+        with self._lock:
+            return {
+                table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - ours
+                for table in tables
+            }
+
     # ---- aggregation --------------------------------------------------------------------------------------
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
-        """Recompute the day and week buckets touched since the last run, then return all aggregates."""
+        """Recompute the day, week and month buckets of the days changed since the last run.
+
+        A bucket that starts before the retention horizon is left as it is: part of its raw reports are gone, so
+        recomputing it would lose what they contributed (a late report for its later days then shows only in
+        the buckets that are still complete).
+        """
         with self._lock:
             rows = self._db.execute("SELECT seq, day FROM dirty_days ORDER BY day").fetchall()
-        dirty = [day for _, day in rows]
+            kept_from = self._horizon(self._db)
+        horizon = from_epoch_day(kept_from) if kept_from is not None else None
+        days = {from_epoch_day(day) for _, day in rows}
         seen = max((seq for seq, _ in rows), default=0)
-        steps = len(_PERIODS)
-        for step, (period, start_expr) in enumerate(_PERIODS.items()):
-            starts = sorted({self._period_start(period, day) for day in dirty})
+        buckets = sorted(
+            (period, start)
+            for period, start in {(period, period_start(period, day)) for period in PERIODS for day in days}
+            if horizon is None or start >= horizon
+        )
+        for done, (period, start) in enumerate(buckets, 1):
             with self._transaction() as db:
-                for start in starts:
-                    self._rollup(db, period, start_expr, start)
+                self._rollup(db, period, start)
             if progress:
-                progress(f"aggregated {len(starts)} {period} bucket(s)", step + 1, steps)
+                progress(f"{period} {start.isoformat()}", done, len(buckets))
         with self._transaction() as db:
             # Days marked again while this ran have a larger seq and stay for the next run.
             db.execute("DELETE FROM dirty_days WHERE seq <= ?", (seen,))
         return self.aggregates()
 
     @staticmethod
-    def _period_start(period: str, day: int) -> int:
-        return day - ((day + 3) % 7) if period == "week" else day
-
-    @staticmethod
-    def _rollup(db: sqlite3.Connection, period: str, start_expr: str, start: int) -> None:
-        end = start + _PERIOD_DAYS[period]
-        window = "r.day >= ? AND r.day < ?"
-        for table in ("agg_installs", "agg_counters", "agg_values"):
-            db.execute(f"DELETE FROM {table} WHERE period = ? AND start = ?", (period, start))  # noqa: S608 - fixed names
+    def _rollup(db: sqlite3.Connection, period: str, start: datetime.date) -> None:
+        """Recompute one bucket. A month's reporters are its largest weekly count (ids change every week)."""
+        first, end = epoch_day(start), epoch_day(_period_end(period, start))
+        for table in _AGGREGATES:
+            db.execute(f"DELETE FROM {table} WHERE period = ? AND start = ?", (period, first))  # noqa: S608
+        week = _WEEK if period == "month" else "'whole period'"
+        window = "r.day >= :first AND r.day < :end"
+        bind = {"period": period, "first": first, "end": end, "cap": CONTRIBUTION_CAP}
         db.execute(
             f"""INSERT INTO agg_installs
-                SELECT a.name, ?, {start_expr} AS s, l.name, COUNT(DISTINCT r.reporter), SUM(r.first_report)
-                FROM reports r JOIN apps a ON a.id = r.app_id JOIN names l ON l.id = r.level_id
-                WHERE {window} GROUP BY r.app_id, s, r.level_id""",  # noqa: S608 - fixed expressions, values bound
-            (period, start, end),
+                SELECT app, :period, :first, level, MAX(reporters), SUM(new) FROM (
+                    SELECT a.name AS app, l.name AS level, COUNT(DISTINCT r.reporter) AS reporters,
+                           SUM(r.first_report) AS new
+                    FROM reports r JOIN apps a ON a.id = r.app_id JOIN names l ON l.id = r.level_id
+                    WHERE {window} GROUP BY r.app_id, r.level_id, {week}
+                ) GROUP BY app, level""",  # noqa: S608 - fixed expressions, values bound
+            bind,
         )
         db.execute(
             f"""INSERT INTO agg_counters
-                SELECT a.name, ?, {start_expr} AS s, c.kind, n.name, SUM(min(c.n, ?)), COUNT(DISTINCT r.reporter)
-                FROM counters c JOIN reports r ON r.id = c.report_id JOIN apps a ON a.id = r.app_id
-                JOIN names n ON n.id = c.name_id
-                WHERE {window} GROUP BY r.app_id, s, c.kind, c.name_id""",  # noqa: S608
-            (period, CONTRIBUTION_CAP, start, end),
+                SELECT app, :period, :first, kind, name, SUM(total), MAX(reporters) FROM (
+                    SELECT a.name AS app, c.kind AS kind, n.name AS name, SUM(min(c.n, :cap)) AS total,
+                           COUNT(DISTINCT r.reporter) AS reporters
+                    FROM counters c JOIN reports r ON r.id = c.report_id JOIN apps a ON a.id = r.app_id
+                    JOIN names n ON n.id = c.name_id
+                    WHERE {window} GROUP BY r.app_id, c.kind, c.name_id, {week}
+                ) GROUP BY app, kind, name""",  # noqa: S608
+            bind,
         )
         db.execute(
             f"""INSERT INTO agg_values
-                SELECT a.name, ?, {start_expr} AS s, k.name, v.name, COUNT(DISTINCT r.reporter)
-                FROM facts f JOIN reports r ON r.id = f.report_id JOIN apps a ON a.id = r.app_id
-                JOIN names k ON k.id = f.key_id JOIN names v ON v.id = f.value_id
-                WHERE {window} GROUP BY r.app_id, s, f.key_id, f.value_id
-                UNION ALL
-                SELECT a.name, ?, {start_expr} AS s, 'app_version', v.name, COUNT(DISTINCT r.reporter)
-                FROM reports r JOIN apps a ON a.id = r.app_id JOIN names v ON v.id = r.app_version_id
-                WHERE {window} GROUP BY r.app_id, s, r.app_version_id""",  # noqa: S608
-            (period, start, end, period, start, end),
+                SELECT app, :period, :first, field, value, MAX(reporters) FROM (
+                    SELECT a.name AS app, k.name AS field, v.name AS value, COUNT(DISTINCT r.reporter) AS reporters
+                    FROM facts f JOIN reports r ON r.id = f.report_id JOIN apps a ON a.id = r.app_id
+                    JOIN names k ON k.id = f.key_id JOIN names v ON v.id = f.value_id
+                    WHERE {window} GROUP BY r.app_id, f.key_id, f.value_id, {week}
+                    UNION ALL
+                    SELECT a.name, 'app_version', v.name, COUNT(DISTINCT r.reporter)
+                    FROM reports r JOIN apps a ON a.id = r.app_id JOIN names v ON v.id = r.app_version_id
+                    WHERE {window} GROUP BY r.app_id, r.app_version_id, {week}
+                    UNION ALL
+                    SELECT a.name, 'country', r.country, COUNT(DISTINCT r.reporter)
+                    FROM reports r JOIN apps a ON a.id = r.app_id
+                    WHERE {window} AND r.country IS NOT NULL GROUP BY r.app_id, r.country, {week}
+                ) GROUP BY app, field, value""",  # noqa: S608
+            bind,
         )
 
     def aggregates(self) -> AggregateTables:
@@ -338,7 +433,7 @@ class SQLiteStorage:
 
 def _counter_rows(rows: Iterable[tuple[str, str, int, int, str, int, int]]) -> Iterator[CounterRow]:
     for app, period, start, kind, name, total, reporters in rows:
-        kind_name = _KIND_NAMES.get(kind, "unknown")
+        kind_name = KIND_NAMES.get(kind, "unknown")
         scope = ""
         if kind_name == "plugin_event":
             scope, name = json.loads(name)  # noqa: PLW2901 - split the stored [plugin, event] pair

@@ -1,0 +1,98 @@
+"""Group commit: one writer thread stores reports in batches, so durability does not cost throughput.
+
+Requests hand their validated report to :meth:`BatchWriter.submit` and wait for its future. The writer thread
+takes everything queued (up to ``max_batch``), stores it in one transaction that is durably committed, and then
+resolves every future of the batch: a request is answered 2xx only after its report is on disk, and a disk
+flush is shared by all the reports that arrived meanwhile. The queue is bounded; when it is full, :meth:`submit`
+refuses at once (the endpoint answers 503 with ``Retry-After``) instead of letting requests pile up. Refused
+requests are logged in the same way, in batches, without addresses or payloads.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from consentry_server.storage.base import Arrival, RequestLog, Storage, StoreOutcome
+
+__all__ = ["BatchWriter", "Overloaded"]
+
+
+class Overloaded(Exception):  # noqa: N818 - a state, not an error of the server
+    """The writer's queue is full: the client should come back later."""
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """The single writer of a storage: batches reports (and request logs) into durable transactions."""
+
+    def __init__(self, storage: Storage, *, max_batch: int = 512, max_queue: int = 20_000) -> None:
+        self.storage = storage
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[Arrival, Future[StoreOutcome]] | object] = queue.Queue(max_queue)
+        self._logs: collections.deque[RequestLog] = collections.deque(maxlen=100_000)
+        self._thread = threading.Thread(target=self._run, name="consentry-writer", daemon=True)
+        self.batches = 0
+        self.stored = 0
+        self._thread.start()
+
+    def submit(self, arrival: Arrival) -> Future[StoreOutcome]:
+        """Queue ``arrival``; the future resolves once it is committed. :class:`Overloaded` if the queue is full."""
+        future: Future[StoreOutcome] = Future()
+        try:
+            self._queue.put_nowait((arrival, future))
+        except queue.Full:
+            raise Overloaded("the write queue is full") from None
+        return future
+
+    def log(self, entry: RequestLog) -> None:
+        """Queue a line of the request log (written with the next batch, or by :meth:`close`)."""
+        self._logs.append(entry)
+        if self._queue.empty():
+            self._queue.put_nowait(None)  # wake the writer; a None item carries nothing
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store what is queued, then stop."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(item is _STOP for item in items)
+            work = [item for item in items if isinstance(item, tuple)]
+            self._write(work)
+
+    def _write(self, work: Sequence[tuple[Arrival, Future[StoreOutcome]]]) -> None:
+        logs = []
+        while self._logs:
+            logs.append(self._logs.popleft())
+        try:
+            if logs:
+                self.storage.log_requests(logs)
+        except Exception:  # noqa: BLE001, S110 - losing log lines must not lose reports
+            pass
+        if not work:
+            return
+        try:
+            outcomes: list[StoreOutcome | Exception] = self.storage.store_batch([arrival for arrival, _ in work])
+        except Exception as error:  # noqa: BLE001 - the whole transaction failed: every request learns it
+            outcomes = [error] * len(work)
+        self.batches += 1
+        for (_, future), outcome in zip(work, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                self.stored += 1
+                future.set_result(outcome)
