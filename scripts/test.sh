@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-.venv/bin/python -m pip install --quiet -e ./client -e ./server -e ./examples --group test
+.venv/bin/python -m pip install --quiet -e ./client -e "./server[noise]" -e ./examples --group test
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

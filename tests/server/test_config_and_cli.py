@@ -65,8 +65,8 @@ def test_no_file_gives_the_defaults(tmp_path):
         ("future_days = 3\n", "future_days"),
         ("max_report_bytes = 0\n", "max_report_bytes must be positive"),
         ("port = 70000\n", "port must be between 0 and 65535"),
-        ('database = "postgresql://db.example.org/consentry"\n', "database must be sqlite:///PATH"),
-        ('database = "sqlite:///"\n', "database must be sqlite:///PATH"),
+        ('database = "mysql://db.example.org/consentry"\n', "database must be sqlite:///PATH or postgresql://"),
+        ('database = "sqlite:///"\n', "database must be sqlite:///PATH or postgresql://"),
     ],
     ids=[
         "unknown_key",
@@ -82,7 +82,7 @@ def test_no_file_gives_the_defaults(tmp_path):
         "future_days_out_of_range",
         "max_report_bytes_zero",
         "port_out_of_range",
-        "postgresql_url",
+        "another_database",
         "sqlite_without_path",
     ],
 )

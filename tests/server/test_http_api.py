@@ -51,7 +51,14 @@ def admin(token: str) -> dict[str, str]:
 def test_meta_describes_the_publication(client):
     response = client.get("/api/v1/meta")
     assert response.status_code == 200
-    assert response.json() == {"format": "1", "threshold": str(THRESHOLD), "published_at": RECEIVED.isoformat()}
+    meta = response.json()
+    assert {key: meta[key] for key in ("format", "threshold", "published_at", "noise")} == {
+        "format": "1",
+        "threshold": str(THRESHOLD),
+        "published_at": RECEIVED.isoformat(),
+        "noise": "none",
+    }
+    assert "complementary" in meta["suppression"]
 
 
 def test_meta_is_empty_before_the_first_publication(client):

@@ -1,43 +1,42 @@
-"""Publishing: privacy protections applied to the aggregates, then written to the public store.
+"""Publishing: the privacy protections of :mod:`consentry_server.privacy`, then the public store.
 
-Nothing leaves for the public store unless at least ``k`` distinct reporters stand behind it: every install
-count, counter and distribution row below the threshold is suppressed.
+Nothing leaves for the public store unless at least ``k`` distinct reporters stand behind it, and nothing it
+holds can be subtracted from another published number to reveal less than that.
 """
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import replace
 
+from consentry_server.privacy import add_noise, noise_parameters, protect
 from consentry_server.storage.base import AggregateTables, Storage
 from consentry_server.storage.public import AppInfo, Publication, PublicStore
 
-__all__ = ["publish", "suppress"]
+__all__ = ["CONTRIBUTION_CAP", "publish", "suppress"]
+
+#: Most one reporter adds to one counter in one day (applied when aggregating): the sensitivity of totals.
+CONTRIBUTION_CAP = 10_000
 
 
 def suppress(tables: AggregateTables, threshold: int) -> AggregateTables:
-    """Drop every row that rests on fewer than ``threshold`` distinct reporters.
-
-    A published install row also hides its count of new installs when between 1 and ``threshold - 1`` were new.
-    """
-    installs = [
-        row if not row.new_installs or row.new_installs >= threshold else replace(row, new_installs=None)
-        for row in tables.installs
-        if row.reporters >= threshold
-    ]
-    return replace(
-        tables,
-        installs=installs,
-        counters=[row for row in tables.counters if row.reporters >= threshold],
-        values=[row for row in tables.values if row.reporters >= threshold],
-    )
+    """Primary and complementary suppression (kept under this name for callers of the first version)."""
+    return protect(tables, threshold)
 
 
 def publish(
-    storage: Storage, public: PublicStore, *, threshold: int, now: datetime.datetime | None = None
+    storage: Storage,
+    public: PublicStore,
+    *,
+    threshold: int,
+    now: datetime.datetime | None = None,
+    noise_epsilon: float | None = None,
 ) -> Publication:
-    """Write the current aggregates, suppressed below ``threshold``, to ``public``; return what was written."""
-    tables = suppress(storage.aggregates(), threshold)
+    """Write the current aggregates, protected at ``threshold``, to ``public``; return what was written."""
+    tables = protect(storage.aggregates(), threshold)
+    noise = None
+    if noise_epsilon is not None:
+        tables = add_noise(tables, noise_epsilon, CONTRIBUTION_CAP)
+        noise = noise_parameters(noise_epsilon, CONTRIBUTION_CAP)
     apps = []
     for name in storage.apps():
         catalog = storage.catalog(name)
@@ -51,6 +50,7 @@ def publish(
         values=tables.values,
         threshold=threshold,
         published_at=now or datetime.datetime.now(datetime.timezone.utc),
+        noise=noise,
     )
     public.write(publication)
     return publication

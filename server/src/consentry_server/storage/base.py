@@ -25,6 +25,7 @@ from consentry_server.catalog import Catalog
 from consentry_server.storage.rows import COUNTER_KINDS
 
 __all__ = [
+    "CONTRIBUTION_CAP",
     "COUNTER_KINDS",
     "PERIODS",
     "AggregateTables",
@@ -47,6 +48,9 @@ __all__ = [
 #: an ISO week); a month's count of distinct reporters is the largest weekly count among its weeks, a lower bound
 #: of the installs active that month, since an install has a new reporter id every week.
 PERIODS = ("day", "week", "month")
+#: Most one reporter adds to one counter in one day when totals are aggregated, so a runaway install cannot
+#: skew a total; it is also the sensitivity of a day's total when noise is added.
+CONTRIBUTION_CAP = 10_000
 Progress = Callable[[str, int, int], None]
 _EPOCH = datetime.date(1970, 1, 1).toordinal()
 

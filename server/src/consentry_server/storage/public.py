@@ -63,6 +63,7 @@ class Publication:
     values: Sequence[ValueRow]
     threshold: int
     published_at: datetime.datetime
+    noise: dict[str, object] | None = None
 
 
 class PublicStore:
@@ -85,6 +86,8 @@ class PublicStore:
                     "format": str(PUBLIC_FORMAT),
                     "threshold": str(publication.threshold),
                     "published_at": publication.published_at.isoformat(),
+                    "suppression": "fewer than threshold reporters, and complementary cells",
+                    "noise": json.dumps(publication.noise, sort_keys=True) if publication.noise else "none",
                 }
                 db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
                 db.executemany(

@@ -20,6 +20,7 @@ from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_ma
 from consentry.wire import encode
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
+    CONTRIBUTION_CAP,
     PERIODS,
     AggregateTables,
     Arrival,
@@ -37,10 +38,8 @@ from consentry_server.storage.base import (
 from consentry_server.storage.migrations import SQLITE, pending
 from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES, counter_rows, fact_rows
 
-__all__ = ["CONTRIBUTION_CAP", "SQLiteStorage"]
+__all__ = ["CONTRIBUTION_CAP", "SQLiteStorage"]  # the cap is defined in base; named here for older imports
 
-#: Most one reporter may add to one counter in one day, so a runaway install cannot skew a total.
-CONTRIBUTION_CAP = 10_000
 _AGGREGATES = ("agg_installs", "agg_counters", "agg_values")
 # The week (its Monday, as an epoch day) of a stored day: 1970-01-01 was a Thursday.
 _WEEK = "(r.day - ((r.day + 3) % 7))"
