@@ -19,6 +19,7 @@ from consentry_server.admin_api import admin_routes
 from consentry_server.config import Settings
 from consentry_server.deletion import deletion_routes
 from consentry_server.ingest import DropCounter, Ingest
+from consentry_server.openapi import openapi
 from consentry_server.pages import page_routes
 from consentry_server.public_api import public_routes
 from consentry_server.ratelimit import Rate, RateLimiter
@@ -92,6 +93,10 @@ async def _health(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _openapi(_: Request) -> JSONResponse:
+    return JSONResponse(openapi())
+
+
 def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
 
@@ -126,6 +131,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        writer.start()
         task = None
         if settings.retention_interval_hours:
             task = asyncio.create_task(retention_loop(storage, settings))
@@ -142,6 +148,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
         *deletion_routes(storage, drops),
         Route("/healthz", _health),
+        Route("/openapi.json", _openapi),
         *public_routes(public),
         *admin_routes(settings.admin_token, storage, registry, drops),
         *page_routes(public, settings.site_title),

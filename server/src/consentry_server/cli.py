@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from consentry.manifest import Manifest, ManifestError, load_any_manifest
-from consentry_server import __version__
+from consentry_server._version import __version__
 from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish

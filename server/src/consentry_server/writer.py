@@ -36,10 +36,18 @@ class BatchWriter:
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[Arrival, Future[StoreOutcome]] | object] = queue.Queue(max_queue)
         self._logs: collections.deque[RequestLog] = collections.deque(maxlen=100_000)
-        self._thread = threading.Thread(target=self._run, name="consentry-writer", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
         self.batches = 0
         self.stored = 0
-        self._thread.start()
+        self.start()
+
+    def start(self) -> None:
+        """Start the writer thread, if it is not running (an application may be started again after a stop)."""
+        with self._guard:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="consentry-writer", daemon=True)
+                self._thread.start()
 
     def submit(self, arrival: Arrival) -> Future[StoreOutcome]:
         """Queue ``arrival``; the future resolves once it is committed. :class:`Overloaded` if the queue is full."""
@@ -57,9 +65,12 @@ class BatchWriter:
             self._queue.put_nowait(None)  # wake the writer; a None item carries nothing
 
     def close(self, timeout: float = 10.0) -> None:
-        """Store what is queued, then stop."""
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        """Store what is queued, then stop (:meth:`start` starts again)."""
+        with self._guard:
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
 
     def _run(self) -> None:
         stopping = False

@@ -1,0 +1,3 @@
+"""The version of consentry-server."""
+
+__version__ = "0.1.0"
