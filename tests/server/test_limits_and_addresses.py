@@ -1,0 +1,360 @@
+"""Where a request comes from (trusted proxies, forwarded headers), its country, and the rate limits.
+
+Unit tests of ``client_address``, ``country_of`` and ``RateLimiter`` (with an injected clock and date), then the
+same through the application: a source over its burst gets 429 with ``Retry-After`` and nothing is stored; the
+country of a public forwarded address is stored when the lookup is on and the proxy trusted, never otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from starlette.datastructures import Headers
+from starlette.testclient import TestClient
+
+from consentry.wire import encode
+from consentry_server.addresses import client_address, country_of, parse_networks
+from consentry_server.app import create_app
+from consentry_server.config import Settings
+from consentry_server.ratelimit import MAX_BUCKETS, Rate, RateLimiter
+
+LOOPBACK = parse_networks("127.0.0.0/8, ::1")
+PROXIES = parse_networks("127.0.0.0/8, 10.0.0.0/8")
+
+
+def headers(*pairs: tuple[str, str]) -> Headers:
+    return Headers(raw=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs])
+
+
+# ---- client_address ------------------------------------------------------------------------------------------
+ADDRESSES = {
+    # peer, headers, trusted networks, expected address
+    "no_headers": ("203.0.113.7", (), PROXIES, "203.0.113.7"),
+    "untrusted_peer_xff_ignored": ("203.0.113.7", (("x-forwarded-for", "8.8.8.8"),), PROXIES, "203.0.113.7"),
+    "untrusted_peer_forwarded_ignored": ("203.0.113.7", (("forwarded", "for=8.8.8.8"),), PROXIES, "203.0.113.7"),
+    "no_trusted_proxies_headers_ignored": ("127.0.0.1", (("x-forwarded-for", "8.8.8.8"),), (), "127.0.0.1"),
+    "trusted_peer_xff_believed": ("127.0.0.1", (("x-forwarded-for", "8.8.8.8"),), PROXIES, "8.8.8.8"),
+    "chain_through_trusted_proxies": (
+        "127.0.0.1",
+        (("x-forwarded-for", "8.8.8.8, 10.1.2.3"),),
+        PROXIES,
+        "8.8.8.8",
+    ),
+    "chain_stops_at_first_untrusted_hop": (
+        "127.0.0.1",
+        (("x-forwarded-for", "6.6.6.6, 1.0.16.1, 10.1.2.3"),),
+        PROXIES,
+        "1.0.16.1",
+    ),
+    "several_xff_headers_in_order": (
+        "127.0.0.1",
+        (("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "1.0.16.1")),
+        PROXIES,
+        "1.0.16.1",
+    ),
+    "xff_with_port": ("127.0.0.1", (("x-forwarded-for", "8.8.8.8:41234"),), PROXIES, "8.8.8.8"),
+    "xff_ipv6": ("127.0.0.1", (("x-forwarded-for", "2001:4860:4860::8888"),), PROXIES, "2001:4860:4860::8888"),
+    "xff_ipv6_with_port": (
+        "127.0.0.1",
+        (("x-forwarded-for", "[2001:4860:4860::8888]:443"),),
+        PROXIES,
+        "2001:4860:4860::8888",
+    ),
+    "xff_with_spaces": ("127.0.0.1", (("x-forwarded-for", "  8.8.8.8  ,   10.0.0.9 "),), PROXIES, "8.8.8.8"),
+    "forwarded_rfc7239": (
+        "127.0.0.1",
+        (("forwarded", "for=192.0.2.60;proto=http;by=203.0.113.43"),),
+        PROXIES,
+        "192.0.2.60",
+    ),
+    "forwarded_quoted_ipv6_with_port": (
+        "127.0.0.1",
+        (("forwarded", 'for="[2001:db8:cafe::17]:4711"'),),
+        PROXIES,
+        "2001:db8:cafe::17",
+    ),
+    "forwarded_case_and_several_elements": (
+        "127.0.0.1",
+        (("forwarded", "For=6.6.6.6, FOR=1.0.16.1;proto=https, for=10.0.0.2"),),
+        PROXIES,
+        "1.0.16.1",
+    ),
+    "forwarded_wins_over_xff": (
+        "127.0.0.1",
+        (("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=8.8.8.8")),
+        PROXIES,
+        "8.8.8.8",
+    ),
+    "ipv6_peer_trusted": ("::1", (("x-forwarded-for", "1.0.16.1"),), LOOPBACK, "1.0.16.1"),
+    "ipv6_peer_untrusted": ("2001:db8::1", (("x-forwarded-for", "1.0.16.1"),), LOOPBACK, "2001:db8::1"),
+    "garbage_xff": ("127.0.0.1", (("x-forwarded-for", "not-an-address"),), PROXIES, "127.0.0.1"),
+    "garbage_hop_stops_the_walk": ("127.0.0.1", (("x-forwarded-for", "8.8.8.8, unknown"),), PROXIES, "127.0.0.1"),
+    "obfuscated_forwarded": ("127.0.0.1", (("forwarded", "for=_hidden"),), PROXIES, "127.0.0.1"),
+    "forwarded_unknown": ("127.0.0.1", (("forwarded", "for=unknown"),), PROXIES, "127.0.0.1"),
+    "empty_xff": ("127.0.0.1", (("x-forwarded-for", ""),), PROXIES, "127.0.0.1"),
+    "overflowing_octets": ("127.0.0.1", (("x-forwarded-for", "300.1.1.1"),), PROXIES, "127.0.0.1"),
+    "sql_in_xff": ("127.0.0.1", (("x-forwarded-for", "1.2.3.4'; DROP TABLE reports;--"),), PROXIES, "127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize(("peer", "pairs", "trusted", "expected"), ADDRESSES.values(), ids=ADDRESSES.keys())
+def test_client_address(peer, pairs, trusted, expected):
+    assert client_address(peer, headers(*pairs), trusted) == expected
+
+
+@pytest.mark.parametrize("peer", [None, "", "testclient", "unix:/run/socket", "localhost"])
+def test_client_address_of_no_or_an_unreadable_peer_is_none(peer):
+    assert client_address(peer, headers(("x-forwarded-for", "8.8.8.8")), LOOPBACK) is None
+
+
+# ---- country_of ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("address", "country"),
+    [
+        ("8.8.8.8", "US"),
+        ("1.0.16.1", "JP"),
+        ("2001:4860:4860::8888", "US"),
+        ("2001:200::1", "JP"),
+    ],
+)
+def test_country_of_a_public_address(address, country):
+    assert country_of(address) == country
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        None,
+        "127.0.0.1",
+        "127.0.0.2",
+        "::1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.10",
+        "100.64.0.1",
+        "fe80::1",
+        "fd00::1",
+        "169.254.1.1",
+        "192.0.2.1",
+        "0.0.0.0",  # noqa: S104 - an address looked up, not bound
+        "::",
+    ],
+)
+def test_country_of_a_private_loopback_or_reserved_address_is_none(address):
+    assert country_of(address) is None
+
+
+# ---- RateLimiter ---------------------------------------------------------------------------------------------
+class Clock:
+    """Monotonic seconds and a UTC date, both moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.day = datetime.date(2026, 11, 18)
+
+    def limiter(self, source: Rate, reporter: Rate = Rate(10, 60)) -> RateLimiter:  # noqa: B008 - a frozen value
+        return RateLimiter(source, reporter, clock=lambda: self.now, today=lambda: self.day)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_a_source_gets_its_burst_then_an_integer_wait(clock):
+    limiter = clock.limiter(Rate(per_minute=60, burst=3))
+    assert [limiter.check_source("8.8.8.8") for _ in range(3)] == [None, None, None]
+    wait = limiter.check_source("8.8.8.8")
+    assert type(wait) is int
+    assert wait == 1  # one token a second
+    assert limiter.check_source("1.0.16.1") is None  # another source has its own bucket
+
+
+def test_the_wait_is_when_a_token_will_be_there_rounded_up(clock):
+    limiter = clock.limiter(Rate(per_minute=6, burst=1))  # a token every 10 s
+    assert limiter.check_source("8.8.8.8") is None
+    assert limiter.check_source("8.8.8.8") == 10
+    clock.now += 4.5
+    assert limiter.check_source("8.8.8.8") == 6  # 5.5 s to go, rounded up
+    clock.now += 5.4
+    assert limiter.check_source("8.8.8.8") == 1  # 0.1 s to go is still at least a second
+
+
+def test_tokens_refill_with_time_up_to_the_burst(clock):
+    limiter = clock.limiter(Rate(per_minute=60, burst=3))
+    for _ in range(3):
+        assert limiter.check_source("8.8.8.8") is None
+    assert limiter.check_source("8.8.8.8") is not None
+    clock.now += 1.0
+    assert limiter.check_source("8.8.8.8") is None  # one token came back
+    assert limiter.check_source("8.8.8.8") is not None
+    clock.now += 3600.0  # an hour refills only the burst, not 3600 tokens
+    assert [limiter.check_source("8.8.8.8") for _ in range(4)][3] is not None
+
+
+def test_each_reporter_of_each_app_has_its_own_limit(clock):
+    limiter = clock.limiter(Rate(600, 600), Rate(per_minute=1, burst=2))
+    reporter = "ab" * 16
+    assert [limiter.check_reporter("napari-like", reporter) for _ in range(2)] == [None, None]
+    assert limiter.check_reporter("napari-like", reporter) == 60
+    assert limiter.check_reporter("napari-like", "cd" * 16) is None
+    assert limiter.check_reporter("stripepy-like", reporter) is None
+    clock.now += 60.0
+    assert limiter.check_reporter("napari-like", reporter) is None
+
+
+def test_the_source_key_is_a_salted_hash_that_changes_with_the_day(clock):
+    limiter = clock.limiter(Rate(60, 3))
+    key = limiter.source_key("8.8.8.8")
+    assert "8.8.8.8" not in key
+    assert key not in {hashlib.sha256(b"8.8.8.8").hexdigest()[:32], hashlib.md5(b"8.8.8.8").hexdigest()}  # noqa: S324
+    assert limiter.source_key("8.8.8.8") == key  # stable within the day
+    assert clock.limiter(Rate(60, 3)).source_key("8.8.8.8") != key  # another process, another salt
+    clock.day += datetime.timedelta(days=1)
+    assert limiter.source_key("8.8.8.8") != key
+
+
+def test_no_bucket_is_keyed_by_the_address(clock):
+    limiter = clock.limiter(Rate(60, 3))
+    for address in ("8.8.8.8", "2001:4860:4860::8888"):
+        limiter.check_source(address)
+    keys = " ".join(limiter._sources.levels)
+    assert "8.8.8.8" not in keys
+    assert "2001:4860" not in keys
+
+
+def test_a_new_day_forgets_every_bucket(clock):
+    limiter = clock.limiter(Rate(per_minute=1, burst=1), Rate(per_minute=1, burst=1))
+    assert limiter.check_source("8.8.8.8") is None
+    assert limiter.check_reporter("napari-like", "ab" * 16) is None
+    assert limiter.check_source("8.8.8.8") is not None
+    assert limiter.check_reporter("napari-like", "ab" * 16) is not None
+    clock.day += datetime.timedelta(days=1)
+    assert limiter.check_source("8.8.8.8") is None
+    assert limiter.check_reporter("napari-like", "ab" * 16) is None
+
+
+def test_the_number_of_buckets_is_bounded(clock):
+    limiter = clock.limiter(Rate(60, 3), Rate(60, 3))
+    for number in range(MAX_BUCKETS + 50):
+        limiter.check_reporter("napari-like", f"{number:032x}")
+        if number % 1000 == 0:
+            limiter.check_source(f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}")
+    assert len(limiter._reporters.levels) == MAX_BUCKETS
+    # The newest buckets are the ones kept: the latest reporter is still limited.
+    latest = f"{MAX_BUCKETS + 49:032x}"
+    assert [limiter.check_reporter("napari-like", latest) for _ in range(3)][2] is not None
+
+
+# ---- through the application ---------------------------------------------------------------------------------
+@pytest.fixture
+def serve(storage) -> Iterator[Callable[..., TestClient]]:
+    """``serve(settings, peer)``: the application over ``storage``, called in-process from ``peer``."""
+    with contextlib.ExitStack() as stack:
+
+        def start(settings: Settings, peer: str = "127.0.0.1") -> TestClient:
+            return stack.enter_context(TestClient(create_app(settings, storage), client=(peer, 50000)))
+
+        yield start
+
+
+def send(client: TestClient, report, **extra: str):
+    return client.post(
+        f"/v1/reports/{report.level}", content=encode(report), headers={"content-type": "application/json", **extra}
+    )
+
+
+def export(client: TestClient, settings: Settings) -> list[dict[str, object]]:
+    response = client.get("/admin/v1/export/napari-like", headers={"authorization": f"Bearer {settings.admin_token}"})
+    assert response.status_code == 200, response.text
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def test_the_request_over_the_source_burst_gets_429_and_is_not_stored(serve, settings, storage, make_report, dump):
+    client = serve(settings.replace(source_burst=3, source_rate_per_minute=1), peer="203.0.113.7")
+    for number in range(3):
+        assert send(client, make_report(reporter=number)).status_code == 200
+    before = dump()
+
+    response = send(client, make_report(reporter=3))
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert response.headers["retry-after"].isdigit()
+    assert int(response.headers["retry-after"]) >= 1
+    assert storage.report_count() == 3
+    assert dump() == before
+
+
+def test_the_source_limit_applies_to_the_forwarded_address_behind_a_trusted_proxy(serve, settings, make_report):
+    client = serve(settings.replace(source_burst=2, source_rate_per_minute=1, trusted_proxies="127.0.0.1"))
+    first = {"x-forwarded-for": "8.8.8.8"}
+    assert [send(client, make_report(reporter=n), **first).status_code for n in range(3)] == [200, 200, 429]
+    # Another client behind the same proxy has its own bucket; so does the proxy itself.
+    assert send(client, make_report(reporter=10), **{"x-forwarded-for": "1.0.16.1"}).status_code == 200
+    assert send(client, make_report(reporter=11)).status_code == 200
+
+
+def test_the_report_over_the_reporter_burst_gets_429_and_is_not_stored(serve, settings, storage, make_report, today):
+    client = serve(settings.replace(reporter_burst=2, reporter_rate_per_minute=1))
+    days = [today - datetime.timedelta(days=n) for n in (1, 2, 3)]
+    assert send(client, make_report(days=(days[0],))).status_code == 200
+    assert send(client, make_report(days=(days[1],))).status_code == 200
+
+    response = send(client, make_report(days=(days[2],)))
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert response.json()["error"]["field"] == "reporter"
+    assert int(response.headers["retry-after"]) >= 1
+    assert storage.report_count() == 2
+    assert send(client, make_report(reporter=1, days=(days[2],))).status_code == 200  # another reporter
+
+
+FORWARDED = [
+    ({"x-forwarded-for": "8.8.8.8"}, "US"),
+    ({"x-forwarded-for": "1.0.16.1, 127.0.0.1"}, "JP"),
+    ({"x-forwarded-for": "[2001:4860:4860::8888]:443"}, "US"),
+    ({"forwarded": 'for="1.0.16.1:5000";proto=https'}, "JP"),
+    ({"x-forwarded-for": "192.168.1.20"}, None),
+    ({}, None),  # the proxy's own loopback address
+]
+
+
+def test_the_country_of_a_forwarded_public_address_is_stored(serve, settings, make_report):
+    settings = settings.replace(country_lookup=True, trusted_proxies="127.0.0.0/8")
+    client = serve(settings)
+    for number, (extra, _) in enumerate(FORWARDED):
+        assert send(client, make_report(reporter=number), **extra).status_code == 200
+
+    countries = {row["reporter"]: row["country"] for row in export(client, settings)}
+
+    assert countries == {f"{number:032x}": country for number, (_, country) in enumerate(FORWARDED)}
+
+
+def test_no_country_is_stored_when_the_lookup_is_off(serve, settings, make_report):
+    settings = settings.replace(country_lookup=False, trusted_proxies="127.0.0.0/8")
+    client = serve(settings)
+    for number, (extra, _) in enumerate(FORWARDED):
+        assert send(client, make_report(reporter=number), **extra).status_code == 200
+
+    assert [row["country"] for row in export(client, settings)] == [None] * len(FORWARDED)
+
+
+def test_forwarded_headers_from_an_untrusted_peer_give_no_country(serve, settings, make_report):
+    settings = settings.replace(country_lookup=True)  # no trusted proxies
+    client = serve(settings, peer="127.0.0.1")
+    assert send(client, make_report(), **{"x-forwarded-for": "8.8.8.8"}).status_code == 200
+    assert [row["country"] for row in export(client, settings)] == [None]
+
+
+def test_a_public_peer_gets_its_own_country(serve, settings, make_report):
+    settings = settings.replace(country_lookup=True)
+    client = serve(settings, peer="1.0.16.1")
+    assert send(client, make_report(), **{"x-forwarded-for": "8.8.8.8"}).status_code == 200
+    assert [row["country"] for row in export(client, settings)] == ["JP"]
