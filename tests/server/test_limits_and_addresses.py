@@ -84,12 +84,8 @@ ADDRESSES = {
         PROXIES,
         "1.0.16.1",
     ),
-    "forwarded_wins_over_xff": (
-        "127.0.0.1",
-        (("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=8.8.8.8")),
-        PROXIES,
-        "8.8.8.8",
-    ),
+    # A dual-stack listener (--host ::) sees IPv4 peers as IPv4-mapped IPv6 addresses: still the trusted proxy.
+    "ipv4_mapped_trusted_peer": ("::ffff:127.0.0.1", (("x-forwarded-for", "8.8.8.8"),), PROXIES, "8.8.8.8"),
     "ipv6_peer_trusted": ("::1", (("x-forwarded-for", "1.0.16.1"),), LOOPBACK, "1.0.16.1"),
     "ipv6_peer_untrusted": ("2001:db8::1", (("x-forwarded-for", "1.0.16.1"),), LOOPBACK, "2001:db8::1"),
     "garbage_xff": ("127.0.0.1", (("x-forwarded-for", "not-an-address"),), PROXIES, "127.0.0.1"),
@@ -120,6 +116,8 @@ def test_client_address_of_no_or_an_unreadable_peer_is_none(peer):
         ("1.0.16.1", "JP"),
         ("2001:4860:4860::8888", "US"),
         ("2001:200::1", "JP"),
+        ("::ffff:8.8.8.8", "US"),  # an IPv4 client of a dual-stack listener
+        ("::ffff:1.0.16.1", "JP"),
     ],
 )
 def test_country_of_a_public_address(address, country):
@@ -358,3 +356,26 @@ def test_a_public_peer_gets_its_own_country(serve, settings, make_report):
     client = serve(settings, peer="1.0.16.1")
     assert send(client, make_report(), **{"x-forwarded-for": "8.8.8.8"}).status_code == 200
     assert [row["country"] for row in export(client, settings)] == ["JP"]
+
+
+def test_a_dual_stack_listener_believes_its_ipv4_proxy_and_finds_the_country(serve, settings, make_report):
+    # Behind `serve --host ::`, uvicorn gives an IPv4 peer as ::ffff:a.b.c.d (what TestClient is told here).
+    settings = settings.replace(country_lookup=True, trusted_proxies="127.0.0.1")
+    client = serve(settings, peer="::ffff:127.0.0.1")
+    assert send(client, make_report(), **{"x-forwarded-for": "1.0.16.1"}).status_code == 200
+    assert [row["country"] for row in export(client, settings)] == ["JP"]
+
+
+def test_a_client_cannot_escape_its_source_limit_with_a_forwarded_header_of_its_own(serve, settings, make_report):
+    # The common proxy setup (nginx: proxy_add_x_forwarded_for) appends the client's address to X-Forwarded-For
+    # and passes any Forwarded header the client wrote through untouched. The client at 6.6.6.6 writes its own.
+    client = serve(settings.replace(source_burst=3, source_rate_per_minute=1, trusted_proxies="127.0.0.1"))
+    statuses = [
+        send(
+            client,
+            make_report(reporter=number),
+            **{"x-forwarded-for": "6.6.6.6", "forwarded": f"for=198.51.100.{number}"},
+        ).status_code
+        for number in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
