@@ -249,8 +249,10 @@ def requests(draw: st.DrawFn, docs: list[dict[str, Any]]) -> tuple[str, bytes, d
 
 @pytest.fixture
 def quiet_client(settings, storage) -> Iterator[TestClient]:
-    """The application with no retention task, so that nothing but the requests sent here writes."""
-    with TestClient(create_app(settings.replace(retention_interval_hours=0), storage)) as test_client:
+    """The application with no retention task, so that nothing but the requests sent here writes; a server
+    error is answered 500 (as a real server would), not raised here."""
+    app = create_app(settings.replace(retention_interval_hours=0), storage)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -302,3 +304,24 @@ def test_no_body_gets_a_5xx_and_a_refused_one_changes_nothing(quiet_client, stor
         assert response.status_code == 200
         assert answer["status"] in {"stored", "duplicate", "replaced"}
         assert answer["days"] >= 1
+
+
+SURROGATES = {
+    "unknown_top_level_field": lambda doc: {**doc, "\ud800": 1},
+    "unknown_system_field": lambda doc: {**doc, "system": {**doc["system"], "\udc00": "x"}},
+    "event_name": lambda doc: {**doc, "counts": {doc["days"][0]: {"\ud83d": 1}}},
+    "app_name": lambda doc: {**doc, "app": "\ud800"},
+}
+
+
+@pytest.mark.parametrize("edit", SURROGATES.values(), ids=SURROGATES.keys())
+def test_a_lone_surrogate_in_a_refused_name_gets_a_400(quiet_client, storage, documents, edit):
+    # JSON may escape a lone UTF-16 surrogate ("\\ud800"); the refusal names the field, which then holds it.
+    body = json.dumps(edit(documents[0])).encode("ascii")
+    before = snapshot(storage.path)
+
+    response = quiet_client.post("/v1/reports/basic", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_report"
+    assert snapshot(storage.path) == before
