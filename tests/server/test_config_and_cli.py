@@ -67,6 +67,7 @@ def test_no_file_gives_the_defaults(tmp_path):
         ("port = 70000\n", "port must be between 0 and 65535"),
         ('database = "mysql://db.example.org/consentry"\n', "database must be sqlite:///PATH or postgresql://"),
         ('database = "sqlite:///"\n', "database must be sqlite:///PATH or postgresql://"),
+        ('forwarded_header = "x-real-ip"\n', "forwarded_header must be x-forwarded-for or forwarded"),
     ],
     ids=[
         "unknown_key",
@@ -84,6 +85,7 @@ def test_no_file_gives_the_defaults(tmp_path):
         "port_out_of_range",
         "another_database",
         "sqlite_without_path",
+        "unknown_forwarded_header",
     ],
 )
 def test_bad_settings_are_refused_naming_the_file(tmp_path, text, message):

@@ -100,7 +100,22 @@ ADDRESSES = {
 
 @pytest.mark.parametrize(("peer", "pairs", "trusted", "expected"), ADDRESSES.values(), ids=ADDRESSES.keys())
 def test_client_address(peer, pairs, trusted, expected):
-    assert client_address(peer, headers(*pairs), trusted) == expected
+    # Each case is read with the header it is written in, as a deployment configured for it would.
+    header = "forwarded" if any(name == "forwarded" for name, _ in pairs) else "x-forwarded-for"
+    assert client_address(peer, headers(*pairs), trusted, header) == expected
+
+
+BOTH = (("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=8.8.8.8"))
+
+
+@pytest.mark.parametrize(("header", "expected"), [("x-forwarded-for", "6.6.6.6"), ("forwarded", "8.8.8.8")])
+def test_only_the_configured_forwarding_header_is_read(header, expected):
+    assert client_address("127.0.0.1", headers(*BOTH), PROXIES, header) == expected
+
+
+def test_the_default_forwarding_header_is_x_forwarded_for():
+    assert client_address("127.0.0.1", headers(*BOTH), PROXIES) == "6.6.6.6"
+    assert client_address("127.0.0.1", headers(("forwarded", "for=8.8.8.8")), PROXIES) == "127.0.0.1"
 
 
 @pytest.mark.parametrize("peer", [None, "", "testclient", "unix:/run/socket", "localhost"])
@@ -318,7 +333,7 @@ FORWARDED = [
     ({"x-forwarded-for": "8.8.8.8"}, "US"),
     ({"x-forwarded-for": "1.0.16.1, 127.0.0.1"}, "JP"),
     ({"x-forwarded-for": "[2001:4860:4860::8888]:443"}, "US"),
-    ({"forwarded": 'for="1.0.16.1:5000";proto=https'}, "JP"),
+    ({"x-forwarded-for": "1.0.16.1:5000"}, "JP"),
     ({"x-forwarded-for": "192.168.1.20"}, None),
     ({}, None),  # the proxy's own loopback address
 ]
@@ -333,6 +348,18 @@ def test_the_country_of_a_forwarded_public_address_is_stored(serve, settings, ma
     countries = {row["reporter"]: row["country"] for row in export(client, settings)}
 
     assert countries == {f"{number:032x}": country for number, (_, country) in enumerate(FORWARDED)}
+
+
+def test_behind_proxies_that_write_forwarded_only_forwarded_is_believed(serve, settings, make_report):
+    settings = settings.replace(country_lookup=True, trusted_proxies="127.0.0.1", forwarded_header="Forwarded")
+    client = serve(settings)
+    both = {"forwarded": 'for="1.0.16.1:5000";proto=https', "x-forwarded-for": "8.8.8.8"}
+    assert send(client, make_report(reporter=0), **both).status_code == 200
+    assert send(client, make_report(reporter=1), **{"x-forwarded-for": "8.8.8.8"}).status_code == 200
+
+    countries = {row["reporter"]: row["country"] for row in export(client, settings)}
+
+    assert countries == {f"{0:032x}": "JP", f"{1:032x}": None}
 
 
 def test_no_country_is_stored_when_the_lookup_is_off(serve, settings, make_report):

@@ -1,8 +1,9 @@
 """Where a request comes from, used for two things and then forgotten.
 
-The connecting address is believed; ``X-Forwarded-For`` and ``Forwarded`` are believed only when the connection
-comes from a configured trusted proxy, and then only as far back as the first address that is not a trusted
-proxy. The address found is used to look up a country (an offline database of the Regional Internet Registries'
+The connecting address is believed; the forwarding header the proxies are configured to write (``X-Forwarded-For``
+by default, or the standard ``Forwarded``) is believed only when the connection comes from a configured trusted
+proxy, and then only as far back as the first address that is not a trusted proxy. Only that one header is read:
+a proxy passes the other through untouched, so a client could write it to pose as anyone. The address found is used to look up a country (an offline database of the Regional Internet Registries'
 allocations, through the ``iptocc`` package; off with ``country_lookup = false``) and, hashed with a salt that
 lives in memory and changes every day, as the key of the per-source rate limit. It is never stored, logged or
 returned.
@@ -16,9 +17,13 @@ from collections.abc import Sequence
 
 from starlette.datastructures import Headers
 
-__all__ = ["Network", "client_address", "country_of", "parse_networks"]
+__all__ = ["FORWARDED_HEADERS", "Network", "client_address", "country_of", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: The forwarding headers a deployment can choose to believe (lower case, as Starlette gives them).
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -31,39 +36,50 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _plain(ip: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address (how a dual-stack listener sees IPv4 peers) as the IPv4 address it is."""
+    return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+
+
+def _ip(text: str) -> IPAddress | None:
     text = text.strip().strip('"')
     if text.startswith("["):  # [v6]:port
         text = text[1:].split("]")[0]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":")[0]
     try:
-        return ipaddress.ip_address(text)
+        return _plain(ipaddress.ip_address(text))
     except ValueError:
         return None
 
 
-def _forwarded_chain(headers: Headers) -> list[str]:
-    """Addresses named by the forwarding headers, nearest proxy last (as they were appended)."""
+def _forwarded_chain(headers: Headers, header: str) -> list[str]:
+    """Addresses named by the forwarding ``header``, nearest proxy last (as they were appended)."""
     chain: list[str] = []
-    for value in headers.getlist("forwarded"):
-        for element in value.split(","):
-            for pair in element.split(";"):
-                name, _, token = pair.partition("=")
-                if name.strip().lower() == "for":
-                    chain.append(token)
-    if not chain:
-        for value in headers.getlist("x-forwarded-for"):
+    if header == "forwarded":
+        for value in headers.getlist("forwarded"):
+            for element in value.split(","):
+                for pair in element.split(";"):
+                    name, _, token = pair.partition("=")
+                    if name.strip().lower() == "for":
+                        chain.append(token)
+    else:
+        for value in headers.getlist(header):
             chain.extend(value.split(","))
     return chain
 
 
-def client_address(peer: str | None, headers: Headers, trusted: Sequence[Network]) -> str | None:
-    """The address the request really came from, as far as it can be trusted."""
+def client_address(
+    peer: str | None, headers: Headers, trusted: Sequence[Network], header: str = "x-forwarded-for"
+) -> str | None:
+    """The address the request really came from, as far as it can be trusted.
+
+    ``header`` is the one forwarding header the trusted proxies write (one of ``FORWARDED_HEADERS``).
+    """
     current = _ip(peer) if peer else None
     if current is None:
         return None
-    for hop in reversed(_forwarded_chain(headers)):
+    for hop in reversed(_forwarded_chain(headers, header)):
         if not any(current in network for network in trusted):
             break
         previous = _ip(hop)
@@ -84,11 +100,11 @@ def country_of(address: str | None) -> str | None:
     """The ISO 3166 alpha-2 code of the country ``address`` is allocated to, or ``None`` (private, unknown)."""
     if address is None:
         return None
-    ip = ipaddress.ip_address(address)
+    ip = _plain(ipaddress.ip_address(address))
     if not ip.is_global:
         return None
     try:
-        code = _lookup()(address)  # type: ignore[operator]
+        code = _lookup()(str(ip))  # type: ignore[operator]
     except (ValueError, TypeError):
         return None
     return code if isinstance(code, str) and len(code) == 2 and code.isalpha() else None  # noqa: PLR2004

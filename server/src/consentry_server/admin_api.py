@@ -24,7 +24,7 @@ from consentry.manifest import Manifest, ManifestError, PluginManifest, loads_an
 from consentry_server.ingest import DropCounter, read_body
 from consentry_server.registry import Registry
 from consentry_server.storage.base import Storage
-from consentry_server.validate import Rejection
+from consentry_server.validate import Rejection, bounded_text
 
 __all__ = ["admin_routes"]
 
@@ -71,7 +71,10 @@ class _Admin:
         except UnicodeDecodeError:
             return _refusal(400, "not_utf8", "the body is not UTF-8")
         except ManifestError as error:
-            problems = [{"field": field, "message": reason} for field, reason in error.problems]
+            problems = [
+                {"field": bounded_text(field, 200), "message": bounded_text(reason, 500)}
+                for field, reason in error.problems[:50]
+            ]
             return _refusal(400, "invalid_manifest", str(error), problems=problems)
         created = await run_in_threadpool(self.storage.register_manifest, manifest)
         app = manifest.name if isinstance(manifest, Manifest) else manifest.host

@@ -163,7 +163,8 @@ class Ingest:
         return JSONResponse({"status": outcome.status, "days": outcome.days})
 
     async def _ingest(self, request: Request, received: list[int]) -> StoreOutcome:
-        address = client_address(request.client.host if request.client else None, request.headers, self.trusted)
+        peer = request.client.host if request.client else None
+        address = client_address(peer, request.headers, self.trusted, self.settings.forwarded_header.lower())
         _limited(self.limiter.check_source(address), "", "too many requests from this source")
         check_content_type(request.headers.get("content-type"))
         body = await read_body(request, self.settings.max_body_bytes)

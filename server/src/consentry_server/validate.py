@@ -18,7 +18,7 @@ from consentry.wire import Plugin, Report
 from consentry.wire.schema import OTHER
 from consentry_server.catalog import Catalog
 
-__all__ = ["Rejection", "Validated", "validate_report"]
+__all__ = ["Rejection", "Validated", "bounded_text", "validate_report"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,14 @@ class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not an er
     def to_json(self) -> dict[str, object]:
         """The body of the error response; field and message are bounded, so input is never echoed at length."""
         return {
-            "error": {"code": self.code, "field": _bounded(self.field, 200), "message": _bounded(self.message, 500)}
+            "error": {"code": self.code, "field": bounded_text(self.field, 200), "message": bounded_text(self.message, 500)}
         }
 
 
-def _bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def bounded_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, lone surrogates (which JSON cannot carry as UTF-8) escaped."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _reject(code: str, field: str, message: str) -> Rejection:
