@@ -17,6 +17,9 @@ from consentry import FixedClock, Manifest, load_manifest
 from consentry._guard import clear_internal_errors, internal_errors
 from support.paths import NAPARI, SLICER, STRIPEPY
 
+# A real PostgreSQL server for the storage tests: postgres_server, postgres_url, fresh_postgres_url.
+pytest_plugins = ["support.postgres"]
+
 
 class SwallowedErrors:
     """Collects the internal errors the client swallowed during a test that provokes them on purpose."""
