@@ -1,0 +1,130 @@
+"""One server process of the benchmarks, on a free port of 127.0.0.1, served as ``consentry-server serve`` does.
+
+    python benchmarks/serve_bench.py KIND DATABASE
+
+KIND is one of:
+
+- ``consentry``: the real application (``create_app``) on DATABASE (``sqlite:///PATH`` or a PostgreSQL URL),
+  with the per-source rate limit lifted (all the load comes from 127.0.0.1); everything else as configured by
+  default (country lookup on, per-reporter limits on, retention task on).
+- ``empty``: the same application, with the same middleware and the same route, whose endpoint answers an empty
+  204 without reading the body: the ceiling the server stack itself sets.
+- ``echo``: the same, reading the body and answering the JSON a stored report gets, without looking at it.
+- ``validate``: the same, also decoding and validating the report against the manifests (``Ingest.accept``),
+  without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts.
+- ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
+  DATABASE.
+- ``naive-rollback``: the same baseline with SQLite's default rollback journal instead of WAL.
+- ``consentry-cli-socket``: ``consentry`` on a socket made by ``consentry_server.cli.bind``, as
+  ``consentry-server serve`` makes it today. That socket is created with protocol 0, so asyncio does not set
+  TCP_NODELAY on its connections (it does so only when ``sock.proto == IPPROTO_TCP``): a response written in two
+  parts (headers, then body) waits for the client's delayed ACK, about 40 ms, on every keep-alive request.
+  The other kinds listen on a socket created with ``IPPROTO_TCP``, as uvicorn's own ``--host/--port`` does.
+
+All are served by uvicorn with the settings of ``consentry_server.cli.serve`` (one process, default event loop and
+HTTP implementation, no access log). The process prints ``PORT <n>`` once it accepts connections and serves until
+it receives SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from consentry_server import cli
+from consentry_server.config import Settings
+from consentry_server.ingest import Ingest, read_body
+
+INGEST = "/v1/reports/{level}"
+KINDS = ("consentry", "empty", "echo", "validate", "naive", "naive-rollback", "consentry-cli-socket")
+
+
+def settings_for(database: str) -> Settings:
+    """The consentry settings of the benchmarks: the defaults, with no per-source limit."""
+    return Settings(database=database, source_rate_per_minute=10**9, source_burst=10**9)
+
+
+async def _empty(_: Request) -> Response:
+    return Response(status_code=204)
+
+
+async def _echo(request: Request) -> Response:
+    await request.body()
+    return JSONResponse({"status": "stored", "days": 1})
+
+
+def _validate(ingest: Ingest) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = await read_body(request, ingest.settings.max_body_bytes)
+        headers = request.headers
+        report = ingest.accept(
+            request.path_params["level"],
+            body,
+            content_type=headers.get("content-type"),
+            encoding=headers.get("content-encoding"),
+        )
+        return JSONResponse({"status": "stored", "days": len(report.days)})
+
+    return endpoint
+
+
+def application(kind: str, database: str) -> object:
+    """The ASGI application of ``kind``."""
+    if kind not in KINDS:
+        raise SystemExit(f"unknown server kind {kind!r}; one of {', '.join(KINDS)}")
+    if kind in ("naive", "naive-rollback"):
+        from naive_nap8 import create_app as naive  # noqa: PLC0415 - FastAPI only where it is needed
+
+        return naive(database.removeprefix("sqlite:///"), wal=kind == "naive")
+    from consentry_server.app import create_app  # noqa: PLC0415
+
+    app = create_app(settings_for(database))
+    endpoints = {"empty": _empty, "echo": _echo, "validate": _validate(app.state.consentry.ingest)}
+    if kind in endpoints:
+        routes = app.router.routes
+        [index] = [i for i, route in enumerate(routes) if isinstance(route, Route) and route.path == INGEST]
+        routes[index] = Route(INGEST, endpoints[kind], methods=["POST"])
+    return app
+
+
+def listening_socket() -> socket.socket:
+    """A listening socket on a free port of 127.0.0.1, created as uvicorn creates its own (``IPPROTO_TCP``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    return sock
+
+
+def main() -> None:
+    kind, database = sys.argv[1:3]
+    app = application(kind, database)
+    sock = cli.bind("127.0.0.1", 0) if kind == "consentry-cli-socket" else listening_socket()
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started:
+            time.sleep(0.01)
+        print(f"PORT {sock.getsockname()[1]}", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
