@@ -30,7 +30,8 @@ class ConfigError(ValueError):
 class Settings:
     """Everything the server can be told.
 
-    ``database``: ``sqlite:///PATH`` (relative paths start from the working folder).
+    ``database``: ``sqlite:///PATH`` (relative paths start from the working folder) or a PostgreSQL URL,
+    ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` (``postgres://`` too).
     ``public_database``: the SQLite file the public side reads published aggregates from (default:
     ``public.sqlite3`` beside a SQLite database). ``reporter_threshold``: the smallest number of distinct
     reporters a published number may rest on (k). ``admin_token``: bearer token of the admin API (also
@@ -96,13 +97,19 @@ class Settings:
             raise ConfigError(f"trusted_proxies: {error}") from None
         if not 0 <= self.future_days <= 2:  # noqa: PLR2004
             raise ConfigError(f"future_days must be 0, 1 or 2, got {self.future_days}")
-        if not self.database.startswith("sqlite:///") or len(self.database) == len("sqlite:///"):
-            raise ConfigError(f"database must be sqlite:///PATH, got {self.database!r}")
+        if self.postgresql_url is None and (self.sqlite_path is None or self.database == "sqlite:///"):
+            raise ConfigError(f"database must be sqlite:///PATH or postgresql://..., got {self.database!r}")
 
     @property
     def sqlite_path(self) -> Path | None:
         """The database file, for a SQLite database."""
         return Path(self.database.removeprefix("sqlite:///")) if self.database.startswith("sqlite:///") else None
+
+    @property
+    def postgresql_url(self) -> str | None:
+        """The connection URL, for a PostgreSQL database."""
+        scheme, separator, rest = self.database.partition("://")
+        return self.database if separator and rest and scheme in ("postgresql", "postgres") else None
 
     @property
     def public_path(self) -> Path:

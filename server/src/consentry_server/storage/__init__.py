@@ -20,11 +20,21 @@ __all__ = [
 ]
 
 
-def open_storage(settings: Settings) -> SQLiteStorage:
-    """Open and migrate the database named by ``settings.database``."""
-    path = settings.sqlite_path
-    if path is None:
+def open_storage(settings: Settings) -> Storage:
+    """Open and migrate the database named by ``settings.database``: SQLite or PostgreSQL."""
+    storage: Storage
+    if settings.postgresql_url is not None:
+        # Imported here: psycopg is only loaded by servers that use PostgreSQL.
+        from consentry_server.storage.postgres import PostgreSQLStorage  # noqa: PLC0415
+
+        storage = PostgreSQLStorage(settings.postgresql_url)
+    elif settings.sqlite_path is not None:
+        storage = SQLiteStorage(settings.sqlite_path)
+    else:
         raise ConfigError(f"unsupported database URL {settings.database!r}")
-    storage = SQLiteStorage(path)
-    storage.migrate()
+    try:
+        storage.migrate()
+    except BaseException:
+        storage.close()
+        raise
     return storage
