@@ -1,9 +1,11 @@
 """Where a request comes from, used for two things and then forgotten.
 
-The connecting address is believed; the forwarding header the proxies are configured to write (``X-Forwarded-For``
-by default, or the standard ``Forwarded``) is believed only when the connection comes from a configured trusted
-proxy, and then only as far back as the first address that is not a trusted proxy. Only that one header is read:
-a proxy passes the other through untouched, so a client could write it to pose as anyone. The address found is used to look up a country (an offline database of the Regional Internet Registries'
+The connecting address is believed; the forwarding header the proxies are configured to write
+(``X-Forwarded-For`` by default, or the standard ``Forwarded``) is believed only when the connection comes from a
+configured trusted proxy, and then only as far back as the first address that is not a trusted proxy. Only that
+one header is read: a proxy passes the other through untouched, so a client could write it to pose as anyone.
+
+The address found is used to look up a country (an offline database of the Regional Internet Registries'
 allocations, through the ``iptocc`` package; off with ``country_lookup = false``) and, hashed with a salt that
 lives in memory and changes every day, as the key of the per-source rate limit. It is never stored, logged or
 returned.

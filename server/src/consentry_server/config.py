@@ -14,7 +14,7 @@ from typing import Any
 
 import tomllib
 
-from consentry_server.addresses import parse_networks
+from consentry_server.addresses import FORWARDED_HEADERS, parse_networks
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -42,7 +42,8 @@ class Settings:
     ``consentry-server retention``). ``future_days``: how far ahead of the server's date a report's day may be
     (time zones). ``site_title``: the title of the public pages. ``country_lookup``: derive a country from the
     connecting address (then forget the address). ``trusted_proxies``: comma-separated addresses or networks
-    whose ``X-Forwarded-For``/``Forwarded`` headers are believed. ``source_rate_per_minute`` and
+    whose forwarding header is believed; ``forwarded_header``: which one they write, ``x-forwarded-for`` (the
+    default) or ``forwarded`` (RFC 7239); the other is never read. ``source_rate_per_minute`` and
     ``source_burst``: the rate limit per source address; ``reporter_rate_per_minute`` and ``reporter_burst``:
     per reporter id. ``noise_epsilon``: when set, published counts get calibrated noise (needs the ``noise``
     extra), with this epsilon per published number.
@@ -63,6 +64,7 @@ class Settings:
     site_title: str = "Consentry usage statistics"
     country_lookup: bool = True
     trusted_proxies: str = ""
+    forwarded_header: str = "x-forwarded-for"
     source_rate_per_minute: int = 600
     source_burst: int = 600
     reporter_rate_per_minute: int = 10
@@ -95,6 +97,8 @@ class Settings:
             parse_networks(self.trusted_proxies)
         except ValueError as error:
             raise ConfigError(f"trusted_proxies: {error}") from None
+        if self.forwarded_header.lower() not in FORWARDED_HEADERS:
+            raise ConfigError(f"forwarded_header must be x-forwarded-for or forwarded, got {self.forwarded_header!r}")
         if not 0 <= self.future_days <= 2:  # noqa: PLR2004
             raise ConfigError(f"future_days must be 0, 1 or 2, got {self.future_days}")
         if self.postgresql_url is None and (self.sqlite_path is None or self.database == "sqlite:///"):

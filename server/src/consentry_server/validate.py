@@ -37,7 +37,11 @@ class Rejection(Exception):  # noqa: N818 - a rejection is an outcome, not an er
     def to_json(self) -> dict[str, object]:
         """The body of the error response; field and message are bounded, so input is never echoed at length."""
         return {
-            "error": {"code": self.code, "field": bounded_text(self.field, 200), "message": bounded_text(self.message, 500)}
+            "error": {
+                "code": self.code,
+                "field": bounded_text(self.field, 200),
+                "message": bounded_text(self.message, 500),
+            }
         }
 
 
