@@ -4,11 +4,13 @@ alone (``serve --public-only``), and the group-commit writer (batches under conc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -376,6 +378,33 @@ def uvicorn_in_a_thread(app: Starlette) -> Iterator[int]:
         thread.join(WAIT)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+async def nodelay_of_an_accepted_connection(sock: socket.socket) -> int:
+    """Serve ``sock`` with asyncio, as uvicorn does, connect once, and read TCP_NODELAY on the server's side."""
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=sock)
+    async with server:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, WAIT)
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_served_socket_answers_without_waiting_for_delayed_acks(host):
+    # With Nagle's algorithm on, an answer written in two parts (headers, then body) waits for the client's
+    # delayed acknowledgement: about 40 ms per request on a kept-alive connection.
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    sock = bind(host, 0)
+    assert asyncio.run(nodelay_of_an_accepted_connection(sock)) != 0
 
 
 def post_report(port: int, report: Report) -> tuple[int, bytes]:
