@@ -304,6 +304,49 @@ def test_a_report_stored_while_aggregation_runs_is_aggregated_by_the_next_run(st
 
 
 # ---- publication -----------------------------------------------------------------------------------------------
+def test_retention_while_aggregation_runs_never_shrinks_a_bucket(week):
+    """The server's retention task (another connection) deletes raw rows between two buckets of an aggregation."""
+    store(week, napari_report(9, MON), napari_report(9, TUE))  # Monday, Tuesday, their week and month are dirty
+    retention = SQLiteStorage(week.path)
+    try:
+
+        def progress(_note: str, done: int, _total: int) -> None:
+            if done == 1:  # Monday is recomputed; then Monday's raw reports expire
+                retention.apply_retention(raw_before=TUE, logs_before=RECEIVED)
+
+        tables = week.aggregate(progress)
+    finally:
+        retention.close()
+    # The week and month lost Monday's raw rows before their turn: they keep what the last complete run gave
+    # them, instead of being recomputed from Tuesday alone (5 + 1 reporters, not 9).
+    assert installs(tables)[("week", MON)] == 9
+    assert installs(tables)[("month", MONTH)] == 9
+    assert installs(tables)[("day", MON)] == 6
+    assert installs(tables)[("day", TUE)] == 6
+
+
+def test_a_first_report_over_several_days_is_one_new_install(storage):
+    store(storage, napari_report(1, MON, first_report=True, days=(MON, TUE, SUN)), napari_report(2, TUE))
+    new = {(row.period, row.start): row.new_installs for row in storage.aggregate().installs}
+    assert new == {("day", MON): 1, ("day", TUE): 0, ("day", SUN): 0, ("week", MON): 1, ("month", MONTH): 1}
+    assert [row["first_report"] for row in storage.export("napari-like") if row["reporter"] == f"{1:032x}"] == [
+        True,
+        False,
+        False,
+    ]
+
+
+def test_export_lists_facts_and_counters_in_a_stable_order(storage):
+    counts = {MON: {"napari:layer:add_points": 1, ADD_IMAGE: 2}}
+    store(storage, napari_report(1, MON, "full", counts=counts, system={"python": "3.12", "os": "linux"}))
+    [row] = storage.export("napari-like")
+    assert [(counter["kind"], counter["name"]) for counter in row["counters"]] == [
+        ("event", ADD_IMAGE),
+        ("event", "napari:layer:add_points"),
+    ]
+    assert list(row["facts"]) == sorted(row["facts"])
+
+
 def published_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
     return table_rows(path, ("installs", "counters", '"values"'))
 

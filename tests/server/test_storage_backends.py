@@ -18,11 +18,11 @@ from consentry.manifest import Manifest, PluginManifest, load_manifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
 from consentry_server.config import ConfigError, Settings
 from consentry_server.storage import open_storage
-from consentry_server.storage.base import AggregateTables, Arrival, RequestLog, Storage, StoreOutcome
+from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, Arrival, RequestLog, Storage, StoreOutcome
 from consentry_server.storage.migrations import SQLITE
 from consentry_server.storage.pg_migrations import POSTGRESQL
 from consentry_server.storage.postgres import PostgreSQLStorage
-from consentry_server.storage.sqlite import CONTRIBUTION_CAP, SQLiteStorage
+from consentry_server.storage.sqlite import SQLiteStorage
 from support.paths import NAPARI
 
 NAPARI_MANIFEST = load_manifest(NAPARI)
@@ -321,6 +321,48 @@ def test_concurrent_batches_for_the_same_report_store_it_once(fresh_postgres_url
         assert statuses.count("stored") == 20
         assert statuses.count("duplicate") == 60
         assert storages[0].report_count() == 20
+    finally:
+        for storage in storages:
+            storage.close()
+
+
+def test_concurrent_batches_of_overlapping_multi_day_reports_all_get_stored(fresh_postgres_url, manifests):
+    # Reports of one reporter covering overlapping days, in batches of several processes at once: their row locks
+    # would be taken in opposite orders, and PostgreSQL would end the deadlock by failing one side, but batches
+    # with a reporter in common queue up first.
+    storages = [PostgreSQLStorage(fresh_postgres_url) for _ in range(4)]
+    try:
+        storages[0].migrate()
+        storages[0].register_manifest(manifests["napari-like"])
+        days = [MON + datetime.timedelta(days=n) for n in range(6)]
+        spans = [tuple(days[start : start + length]) for start in range(5) for length in (2, 3)]
+
+        def batch(seed: int) -> list[Report]:
+            rng = random.Random(seed)
+            chosen = [
+                report(reporter, span[0], days=span, counts={span[0]: {ADD_IMAGE: rng.randint(1, 9)}})
+                for reporter in range(3)
+                for span in rng.sample(spans, 6)
+            ]
+            rng.shuffle(chosen)
+            return chosen
+
+        outcomes: list[StoreOutcome | Exception] = []
+        lock = threading.Lock()
+
+        def run(storage: PostgreSQLStorage, seed: int) -> None:
+            for round_ in range(3):
+                result = storage.store_batch(arrive(*batch(seed * 100 + round_)))
+                with lock:
+                    outcomes.extend(result)
+
+        threads = [threading.Thread(target=run, args=(s, n)) for n, s in enumerate(storages)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [outcome for outcome in outcomes if isinstance(outcome, Exception)] == []
+        assert len(outcomes) == 4 * 3 * 18
     finally:
         for storage in storages:
             storage.close()

@@ -87,9 +87,11 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C")
         for attempt in range(_START_ATTEMPTS):
             self.port = _free_port()
+            # deadlock_timeout: how long a blocked transaction waits before PostgreSQL looks for a deadlock (1 s by
+            # default); the tests that provoke deadlocks on purpose would spend most of their time waiting.
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.directory} "
-                "-c fsync=on -c synchronous_commit=on -c max_connections=200"
+                "-c fsync=on -c synchronous_commit=on -c max_connections=200 -c deadlock_timeout=50ms"
             )
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")

@@ -33,7 +33,11 @@ Start with `consentry-server demo` to see it with demo data, or register your ma
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (see docs/server.md)")
-    parser.add_argument("--db", metavar="URL", help="database, sqlite:///PATH (default: consentry-data/...)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="database: sqlite:///PATH or postgresql://USER@HOST/DB (default: consentry-data/...)",
+    )
     parser.add_argument("--public-db", metavar="PATH", help="the public store of published aggregates")
 
 

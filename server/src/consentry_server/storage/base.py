@@ -15,14 +15,15 @@ and are tested by the same tests. Semantics every backend keeps:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report
 from consentry_server.catalog import Catalog
-from consentry_server.storage.rows import COUNTER_KINDS
+from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES
 
 __all__ = [
     "CONTRIBUTION_CAP",
@@ -33,12 +34,15 @@ __all__ = [
     "CounterRow",
     "InstallRow",
     "Progress",
+    "RawRow",
     "RequestLog",
     "RetentionResult",
     "Storage",
     "StoreOutcome",
     "ValueRow",
+    "counter_aggregates",
     "epoch_day",
+    "export_record",
     "from_epoch_day",
     "period_start",
     "store_report",
@@ -237,3 +241,45 @@ def store_report(
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def counter_aggregates(rows: Iterable[tuple[str, str, int, int, str, int, int]]) -> Iterator[CounterRow]:
+    """Rows ``(app, period, start, kind, name, total, reporters)`` as read from a backend, as :class:`CounterRow`."""
+    for app, period, start, kind, name, total, reporters in rows:
+        kind_name = KIND_NAMES.get(kind, "unknown")
+        scope = ""
+        if kind_name == "plugin_event":
+            scope, name = json.loads(name)  # noqa: PLW2901 - split the stored [plugin, event] pair
+        yield CounterRow(app, period, from_epoch_day(start), kind_name, scope, name, total, reporters)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One stored (report, day) row as a backend read it back, for :func:`export_record`."""
+
+    app: str
+    level: str
+    reporter: bytes
+    day: int
+    received: int
+    app_version: str
+    first_report: bool
+    country: str | None
+
+
+def export_record(row: RawRow, facts: Mapping[str, str], counters: Iterable[tuple[int, str, int]]) -> dict[str, object]:
+    """The exported form of a raw row, the same from every backend: facts by key, counters by kind and name."""
+    return {
+        "app": row.app,
+        "level": row.level,
+        "reporter": row.reporter.hex(),
+        "day": from_epoch_day(row.day).isoformat(),
+        "received": datetime.datetime.fromtimestamp(row.received, datetime.timezone.utc).isoformat(),
+        "app_version": row.app_version,
+        "first_report": row.first_report,
+        "country": row.country,
+        "facts": dict(sorted(facts.items())),
+        "counters": [
+            {"kind": KIND_NAMES.get(kind, "unknown"), "name": name, "n": n} for kind, name, n in sorted(counters)
+        ],
+    }

@@ -31,24 +31,26 @@ from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_ma
 from consentry.wire import encode
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
+    CONTRIBUTION_CAP,
     PERIODS,
     AggregateTables,
     Arrival,
-    CounterRow,
     InstallRow,
     Progress,
+    RawRow,
     RequestLog,
     RetentionResult,
     StoreOutcome,
     ValueRow,
+    counter_aggregates,
     epoch_day,
+    export_record,
     from_epoch_day,
     period_start,
 )
 from consentry_server.storage.migrations import pending
 from consentry_server.storage.pg_migrations import PARTITIONED, POSTGRESQL
-from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES, counter_rows, fact_rows
-from consentry_server.storage.sqlite import CONTRIBUTION_CAP
+from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on
 
 __all__ = ["PostgreSQLStorage"]
 
@@ -56,6 +58,7 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 # Advisory lock keys: migrations, partition creation and aggregation each run one at a time across processes.
 _MIGRATE_LOCK, _PARTITION_LOCK, _AGGREGATE_LOCK = 0x636F6E01, 0x636F6E02, 0x636F6E03
+_REPORTER_LOCK = 0x636F6E04  # the class of the two-key reporter locks (a key space apart from the others)
 _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_(?P<date>\d{8})$")
 _EXPORT_CHUNK = 1000
 _STATISTICS = ("apps", "manifests", "reports", "facts", "counters", "request_log")
@@ -101,6 +104,12 @@ _REPLACE_REPORT = sql.SQL("""
         WHERE day = %(day)s AND reporter = %(reporter)s AND app_id = %(app)s AND level_id = %(level)s
         RETURNING id
     ), {contents}""").format(contents=_INSERT_CONTENTS)
+# A batch first takes a transaction-scoped advisory lock per reporter it holds, in ascending order, the same in
+# every process: two batches with reports of one reporter then queue up instead of taking that reporter's row
+# locks in opposite orders (reports can cover several days). Keys: (_REPORTER_LOCK, first 4 bytes of the id).
+_LOCK_REPORTERS = (
+    "SELECT count(pg_advisory_xact_lock(%s, k)) FROM (SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS o"
+)
 _MARK_DAYS = "INSERT INTO dirty_days (day) SELECT unnest(%s::integer[]) ORDER BY 1 ON CONFLICT DO NOTHING"
 
 # One bucket of each aggregate. Counts of distinct reporters are computed in two steps (distinct rows, then a
@@ -446,6 +455,8 @@ class PostgreSQLStorage:
             changed: set[int] = set()
             with conn.transaction():
                 conn.execute("SET LOCAL synchronous_commit = on")  # a 2xx means durable, whatever the server says
+                reporters = sorted({int.from_bytes(item.reporter[:4], "big", signed=True) for _, item in ready})
+                conn.execute(_LOCK_REPORTERS, (_REPORTER_LOCK, reporters))
                 for index, item in ready:
                     try:
                         with conn.transaction():
@@ -478,7 +489,6 @@ class PostgreSQLStorage:
             "digest": item.digest,
             "received": int(item.arrival.received.timestamp()),
             "version": names[report.app_version],
-            "first": report.first_report,
             "country": None if country is None else names[country],
             "keys": [names[key] for key in item.facts],
             "values": [names[value] for value in item.facts.values()],
@@ -489,6 +499,7 @@ class PostgreSQLStorage:
             params = {
                 **common,
                 "day": day,
+                "first": first_report_on(report, from_epoch_day(day)),
                 "kinds": [COUNTER_KINDS[kind] for kind, _ in counters],
                 "names": [names[name] for _, name in counters],
                 "counts": list(counters.values()),
@@ -567,7 +578,8 @@ class PostgreSQLStorage:
         raw = dropped = 0
         with self._pool.connection() as conn, self._exclusive(conn, _AGGREGATE_LOCK):
             with conn.transaction():
-                horizon = max(epoch_day(raw_before), self._horizon(conn) or epoch_day(raw_before))
+                previous = self._horizon(conn)
+                horizon = epoch_day(raw_before) if previous is None else max(epoch_day(raw_before), previous)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('raw_horizon', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -641,31 +653,24 @@ class PostgreSQLStorage:
         for report_id, key, value in conn.execute(
             "SELECT f.report_id, k.name, v.name FROM facts f "
             "JOIN unnest(%s::integer[], %s::bigint[]) AS g (day, id) ON f.day = g.day AND f.report_id = g.id "
-            "JOIN names k ON k.id = f.key_id JOIN names v ON v.id = f.value_id ORDER BY f.report_id, k.name",
+            "JOIN names k ON k.id = f.key_id JOIN names v ON v.id = f.value_id",
             keys,
         ):
             facts.setdefault(report_id, {})[key] = value
-        counters: dict[int, list[dict[str, object]]] = {}
+        counters: dict[int, list[tuple[int, str, int]]] = {}
         for report_id, kind, name, n in conn.execute(
             "SELECT c.report_id, c.kind, n.name, c.n FROM counters c "
             "JOIN unnest(%s::integer[], %s::bigint[]) AS g (day, id) ON c.day = g.day AND c.report_id = g.id "
-            "JOIN names n ON n.id = c.name_id ORDER BY c.report_id, c.kind, n.name",
+            "JOIN names n ON n.id = c.name_id",
             keys,
         ):
-            counters.setdefault(report_id, []).append({"kind": KIND_NAMES.get(kind, "unknown"), "name": name, "n": n})
+            counters.setdefault(report_id, []).append((kind, name, n))
         for day, report_id, level, reporter, received, version, first, country in rows:
-            yield {
-                "app": app,
-                "level": level,
-                "reporter": bytes(reporter).hex(),
-                "day": from_epoch_day(day).isoformat(),
-                "received": datetime.datetime.fromtimestamp(received, datetime.timezone.utc).isoformat(),
-                "app_version": version,
-                "first_report": first,
-                "country": country,
-                "facts": facts.get(report_id, {}),
-                "counters": counters.get(report_id, []),
-            }
+            yield export_record(
+                RawRow(app, level, bytes(reporter), day, received, version, first, country),
+                facts.get(report_id, {}),
+                counters.get(report_id, []),
+            )
 
     def statistics(self) -> dict[str, int]:
         """Row counts per table, and ``partitions``: the days of raw reports stored."""
@@ -751,7 +756,7 @@ class PostgreSQLStorage:
                 )
             ]
             counters = list(
-                _counter_rows(
+                counter_aggregates(
                     conn.execute(
                         "SELECT a.name, c.period, c.start, c.kind, n.name, c.total, c.reporters FROM agg_counters c "
                         "JOIN apps a ON a.id = c.app_id JOIN names n ON n.id = c.name_id ORDER BY 1, 2, 3, 4, 5"
@@ -767,12 +772,3 @@ class PostgreSQLStorage:
                 )
             ]
         return AggregateTables(installs, counters, values)
-
-
-def _counter_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[CounterRow]:
-    for app, period, start, kind, name, total, reporters in rows:
-        kind_name = KIND_NAMES.get(kind, "unknown")
-        scope = ""
-        if kind_name == "plugin_event":
-            scope, name = json.loads(name)  # noqa: PLW2901 - split the stored [plugin, event] pair
-        yield CounterRow(app, period, from_epoch_day(start), kind_name, scope, name, total, reporters)

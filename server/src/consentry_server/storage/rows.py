@@ -31,7 +31,7 @@ import json
 
 from consentry.wire import Report
 
-__all__ = ["COUNTER_KINDS", "KIND_NAMES", "canonical", "counter_rows", "fact_rows"]
+__all__ = ["COUNTER_KINDS", "KIND_NAMES", "canonical", "counter_rows", "fact_rows", "first_report_on"]
 
 COUNTER_KINDS = {
     "event": 0,
@@ -54,6 +54,11 @@ KIND_NAMES = {number: name for name, number in COUNTER_KINDS.items()}
 def canonical(value: object) -> str:
     """Compact JSON with sorted keys: the stored name of a structured counter."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def first_report_on(report: Report, day: datetime.date) -> bool:
+    """Whether the row of ``day`` is an install's first: only the first day of a first report is (one new install)."""
+    return report.first_report and day == min(report.days)
 
 
 def fact_rows(report: Report) -> dict[str, str]:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,21 +24,23 @@ from consentry_server.storage.base import (
     PERIODS,
     AggregateTables,
     Arrival,
-    CounterRow,
     InstallRow,
     Progress,
+    RawRow,
     RequestLog,
     RetentionResult,
     StoreOutcome,
     ValueRow,
+    counter_aggregates,
     epoch_day,
+    export_record,
     from_epoch_day,
     period_start,
 )
 from consentry_server.storage.migrations import SQLITE, pending
-from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES, counter_rows, fact_rows
+from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on
 
-__all__ = ["CONTRIBUTION_CAP", "SQLiteStorage"]  # the cap is defined in base; named here for older imports
+__all__ = ["SQLiteStorage"]
 
 _AGGREGATES = ("agg_installs", "agg_counters", "agg_values")
 # The week (its Monday, as an epoch day) of a stored day: 1970-01-01 was a Thursday.
@@ -198,10 +200,11 @@ class SQLiteStorage:
         level_id, version_id = self._name(report.level), self._name(report.app_version)
         reporter = bytes.fromhex(report.reporter)
         facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report).items()]
-        values = (digest, int(arrival.received.timestamp()), version_id, int(report.first_report), arrival.country)
+        received = int(arrival.received.timestamp())
         statuses = []
         for day in report.days:
             number = epoch_day(day)
+            values = (digest, received, version_id, int(first_report_on(report, day)), arrival.country)
             existing = db.execute(
                 "SELECT id, digest FROM reports WHERE app_id = ? AND level_id = ? AND reporter = ? AND day = ?",
                 (app_id, level_id, reporter, number),
@@ -278,7 +281,8 @@ class SQLiteStorage:
     def apply_retention(self, *, raw_before: datetime.date, logs_before: datetime.datetime) -> RetentionResult:
         """Delete raw rows of days before ``raw_before`` and log lines before ``logs_before``; aggregates stay."""
         with self._transaction() as db:
-            horizon = max(epoch_day(raw_before), self._horizon(db) or epoch_day(raw_before))
+            previous = self._horizon(db)
+            horizon = epoch_day(raw_before) if previous is None else max(epoch_day(raw_before), previous)
             raw = self._delete_reports(db, "day < ?", (horizon,))
             logs = db.execute("DELETE FROM request_log WHERE time < ?", (int(logs_before.timestamp()),)).rowcount
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('raw_horizon', ?)", (str(horizon),))
@@ -308,21 +312,11 @@ class SQLiteStorage:
             for report_id, level, reporter, day, received, version, first, country in rows:
                 facts = db.execute("SELECT key_id, value_id FROM facts WHERE report_id = ?", (report_id,))
                 counters = db.execute("SELECT kind, name_id, n FROM counters WHERE report_id = ?", (report_id,))
-                yield {
-                    "app": app,
-                    "level": level,
-                    "reporter": bytes(reporter).hex(),
-                    "day": from_epoch_day(day).isoformat(),
-                    "received": datetime.datetime.fromtimestamp(received, datetime.timezone.utc).isoformat(),
-                    "app_version": version,
-                    "first_report": bool(first),
-                    "country": country,
-                    "facts": {names[key]: names[value] for key, value in facts},
-                    "counters": [
-                        {"kind": KIND_NAMES.get(kind, "unknown"), "name": names[name], "n": n}
-                        for kind, name, n in counters
-                    ],
-                }
+                yield export_record(
+                    RawRow(app, level, bytes(reporter), day, received, version, bool(first), country),
+                    {names[key]: names[value] for key, value in facts},
+                    [(kind, names[name], n) for kind, name, n in counters],
+                )
 
     def statistics(self) -> dict[str, int]:
         """Row counts per table."""
@@ -344,18 +338,21 @@ class SQLiteStorage:
         with self._lock:
             rows = self._db.execute("SELECT seq, day FROM dirty_days ORDER BY day").fetchall()
             kept_from = self._horizon(self._db)
-        horizon = from_epoch_day(kept_from) if kept_from is not None else None
         days = {from_epoch_day(day) for _, day in rows}
         seen = max((seq for seq, _ in rows), default=0)
         buckets = sorted(
             (period, start)
             for period, start in {(period, period_start(period, day)) for period in PERIODS for day in days}
-            if horizon is None or start >= horizon
+            if kept_from is None or epoch_day(start) >= kept_from
         )
         for done, (period, start) in enumerate(buckets, 1):
             with self._transaction() as db:
-                self._rollup(db, period, start)
-            if progress:
+                # Read inside the bucket's write transaction: retention (another thread or process) cannot
+                # delete raw rows between this check and the recomputation.
+                kept_from = self._horizon(db)
+                if kept_from is None or epoch_day(start) >= kept_from:
+                    self._rollup(db, period, start)
+            if progress is not None:
                 progress(f"{period} {start.isoformat()}", done, len(buckets))
         with self._transaction() as db:
             # Days marked again while this ran have a larger seq and stay for the next run.
@@ -420,7 +417,7 @@ class SQLiteStorage:
                     "SELECT * FROM agg_installs ORDER BY app, period, start, level"
                 )
             ]
-            counters = list(_counter_rows(self._db.execute("SELECT * FROM agg_counters ORDER BY 1, 2, 3, 4, 5")))
+            counters = list(counter_aggregates(self._db.execute("SELECT * FROM agg_counters ORDER BY 1, 2, 3, 4, 5")))
             values = [
                 ValueRow(app, period, from_epoch_day(start), field, value, reporters)
                 for app, period, start, field, value, reporters in self._db.execute(
@@ -428,12 +425,3 @@ class SQLiteStorage:
                 )
             ]
         return AggregateTables(installs, counters, values)
-
-
-def _counter_rows(rows: Iterable[tuple[str, str, int, int, str, int, int]]) -> Iterator[CounterRow]:
-    for app, period, start, kind, name, total, reporters in rows:
-        kind_name = KIND_NAMES.get(kind, "unknown")
-        scope = ""
-        if kind_name == "plugin_event":
-            scope, name = json.loads(name)  # noqa: PLW2901 - split the stored [plugin, event] pair
-        yield CounterRow(app, period, from_epoch_day(start), kind_name, scope, name, total, reporters)
