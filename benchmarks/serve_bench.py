@@ -15,20 +15,14 @@ KIND is one of:
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
   DATABASE.
 - ``naive-rollback``: the same baseline with SQLite's default rollback journal instead of WAL.
-- ``consentry-cli-socket``: ``consentry`` on a socket made by ``consentry_server.cli.bind``, as
-  ``consentry-server serve`` makes it today. That socket is created with protocol 0, so asyncio does not set
-  TCP_NODELAY on its connections (it does so only when ``sock.proto == IPPROTO_TCP``): a response written in two
-  parts (headers, then body) waits for the client's delayed ACK, about 40 ms, on every keep-alive request.
-  The other kinds listen on a socket created with ``IPPROTO_TCP``, as uvicorn's own ``--host/--port`` does.
-
-All are served by uvicorn with the settings of ``consentry_server.cli.serve`` (one process, default event loop and
-HTTP implementation, no access log). The process prints ``PORT <n>`` once it accepts connections and serves until
+All are served by uvicorn with the settings of ``consentry_server.cli.serve``, on a socket made by
+``consentry_server.cli.bind`` as ``serve`` makes it (one process, default event loop and HTTP implementation, no
+access log). The process prints ``PORT <n>`` once it accepts connections and serves until
 it receives SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -44,7 +38,7 @@ from consentry_server.config import Settings
 from consentry_server.ingest import Ingest, read_body
 
 INGEST = "/v1/reports/{level}"
-KINDS = ("consentry", "empty", "echo", "validate", "naive", "naive-rollback", "consentry-cli-socket")
+KINDS = ("consentry", "empty", "echo", "validate", "naive", "naive-rollback")
 
 
 def settings_for(database: str) -> Settings:
@@ -95,19 +89,10 @@ def application(kind: str, database: str) -> object:
     return app
 
 
-def listening_socket() -> socket.socket:
-    """A listening socket on a free port of 127.0.0.1, created as uvicorn creates its own (``IPPROTO_TCP``)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    return sock
-
-
 def main() -> None:
     kind, database = sys.argv[1:3]
     app = application(kind, database)
-    sock = cli.bind("127.0.0.1", 0) if kind == "consentry-cli-socket" else listening_socket()
+    sock = cli.bind("127.0.0.1", 0)
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level="warning",

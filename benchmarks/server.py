@@ -336,18 +336,6 @@ def ingest_part(args: argparse.Namespace, folder: Path, templates: Path, summary
     return best["consentry"]
 
 
-def cli_socket_part(args: argparse.Namespace, folder: Path, templates: Path) -> None:
-    """The application on the socket ``consentry-server serve`` makes today (see serve_bench.py)."""
-    url = prepare_sqlite(folder / "ingest-cli-socket.sqlite3")
-    with servers(("consentry-cli-socket", url), folder=folder) as [server]:
-        server.load(templates, args.warmup, args.connections)
-        result = server.load(templates, args.seconds, args.connections)
-    print(
-        f"    the same application on consentry_server.cli.bind's socket (no TCP_NODELAY), as `consentry-server "
-        f"serve` runs it today: {result.rate:.0f}/s, {result.latency()}"
-    )
-
-
 # ---- 4: PostgreSQL ------------------------------------------------------------------------------------------------
 def postgres_part(
     args: argparse.Namespace, folder: Path, templates: Path, sqlite_rate: float | None, summary: list[Target]
@@ -546,7 +534,6 @@ def main() -> None:
                 templates = write_templates(folder / "templates.txt", 2000)
         if "ingest" in parts:
             sqlite_rate = ingest_part(args, folder, templates, summary)
-            cli_socket_part(args, folder, templates)
         if "postgres" in parts:
             postgres_part(args, folder, templates, sqlite_rate, summary)
         if "size" in parts:
