@@ -2,7 +2,8 @@
 
 A real ``consentry-server serve`` trusts the loopback network as its proxies and looks countries up. Reports
 arrive from several loopback source addresses (the client socket is bound to 127.0.0.2, 127.0.0.3, ...) with
-``X-Forwarded-For`` and ``Forwarded`` headers naming public and private IPv4 and IPv6 addresses; some requests are
+``X-Forwarded-For`` headers naming public and private IPv4 and IPv6 addresses, and ``Forwarded`` headers that a
+client wrote to pose as someone else (the server believes only ``X-Forwarded-For``); some requests are
 refused (bad bodies, rate limits) so that the request log has lines. After ``aggregate``, ``publish`` and
 ``export``, every row of every table of the raw database and of the public store (as text and as bytes), the
 database files themselves, the exported lines and everything the server and the commands printed are searched:
@@ -41,7 +42,8 @@ source_rate_per_minute = 1
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"]
 PUBLIC = {"8.8.8.8": "US", "1.0.16.1": "JP", "2001:4860:4860::8888": "US", "2001:200::1": "JP"}
 PRIVATE = ["10.1.2.3", "192.168.7.9", "fd12:3456::1"]
-ADDRESSES = [*SOURCES, *PUBLIC, *PRIVATE]
+SPOOFED = ["9.9.9.9", "2620:fe::fe"]  # in Forwarded headers, which this server does not read
+ADDRESSES = [*SOURCES, *PUBLIC, *PRIVATE, *SPOOFED]
 
 
 def forms(address: str) -> list[bytes]:
@@ -131,13 +133,13 @@ def load(sender: Sender) -> dict[str, list[int]]:
     unknown_event = sender.report(counts={sender.day.isoformat(): {"napari:not:declared": 1}})
     send("8.8.8.8 refused", "127.0.0.2", unknown_event, xff="203.0.113.9, 8.8.8.8")
     for _ in range(10):  # a burst of 6, then 429
-        send("1.0.16.1 forwarded", "127.0.0.3", forwarded="for=1.0.16.1;proto=https")
+        send("1.0.16.1 xff", "127.0.0.3", xff="1.0.16.1", forwarded="for=9.9.9.9;proto=https")
     for _ in range(2):
         send("2001:4860:4860::8888 xff", "127.0.0.4", xff="2001:4860:4860::8888, 127.0.0.1")
-        send("2001:200::1 forwarded", "127.0.0.4", forwarded='for="[2001:200::1]:4711"')
+        send("2001:200::1 xff", "127.0.0.4", xff="[2001:200::1]:4711", forwarded='for="[2620:fe::fe]"')
     send("private", "127.0.0.5", xff="10.1.2.3")
     send("private", "127.0.0.5", xff="192.168.7.9:5000")
-    send("private", "127.0.0.5", forwarded='for="[fd12:3456::1]"')
+    send("private", "127.0.0.5", xff="fd12:3456::1", forwarded="for=9.9.9.9")
     send("private", "127.0.0.5", b"not json", xff="10.1.2.3")
     send("loopback", "127.0.0.6")
     send("loopback", "127.0.0.6", b"[]")
@@ -178,9 +180,9 @@ def test_no_table_log_publication_export_or_output_holds_an_address(tmp_path):
     assert statuses == {
         "8.8.8.8 xff": [200] * 3,
         "8.8.8.8 refused": [400, 415, 400],
-        "1.0.16.1 forwarded": [200] * 6 + [429] * 4,
+        "1.0.16.1 xff": [200] * 6 + [429] * 4,
         "2001:4860:4860::8888 xff": [200] * 2,
-        "2001:200::1 forwarded": [200] * 2,
+        "2001:200::1 xff": [200] * 2,
         "private": [200, 200, 200, 400],
         "loopback": [200, 400],
     }
@@ -191,7 +193,8 @@ def test_no_table_log_publication_export_or_output_holds_an_address(tmp_path):
         + [(429, "rate_limited")] * 4
     )
 
-    # The countries were kept: proof that the forwarded addresses were believed and looked up.
+    # The countries were kept: proof that the forwarded addresses were believed and looked up (and the spoofed
+    # ones were not: they would have added countries).
     rows = [json.loads(line) for line in exported.read_text("utf-8").splitlines()]
     assert sorted(str(row["country"]) for row in rows) == sorted(["US"] * 5 + ["JP"] * 8 + ["None"] * 4)
     published = table(public, """SELECT value, max(reporters) FROM "values" WHERE field = 'country' GROUP BY 1""")

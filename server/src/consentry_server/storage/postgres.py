@@ -15,7 +15,6 @@ never a loop of single-row statements. The schema and why it is so: :mod:`.pg_mi
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,7 +27,6 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_manifest, parse_plugin_manifest
-from consentry.wire import encode
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
     CONTRIBUTION_CAP,
@@ -50,7 +48,7 @@ from consentry_server.storage.base import (
 )
 from consentry_server.storage.migrations import pending
 from consentry_server.storage.pg_migrations import PARTITIONED, POSTGRESQL
-from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on
+from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
 __all__ = ["PostgreSQLStorage"]
 
@@ -205,7 +203,7 @@ class _Prepared:
         report = arrival.report
         return cls(
             arrival,
-            hashlib.sha256(encode(report)).digest(),
+            report_digest(report),
             bytes.fromhex(report.reporter),
             fact_rows(report),
             {epoch_day(day): counter_rows(report, day) for day in report.days},

@@ -27,11 +27,12 @@ data_size           ``[kind, size]``
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 
-from consentry.wire import Report
+from consentry.wire import Report, to_json
 
-__all__ = ["COUNTER_KINDS", "KIND_NAMES", "canonical", "counter_rows", "fact_rows", "first_report_on"]
+__all__ = ["COUNTER_KINDS", "KIND_NAMES", "canonical", "counter_rows", "fact_rows", "first_report_on", "report_digest"]
 
 COUNTER_KINDS = {
     "event": 0,
@@ -54,6 +55,15 @@ KIND_NAMES = {number: name for name, number in COUNTER_KINDS.items()}
 def canonical(value: object) -> str:
     """Compact JSON with sorted keys: the stored name of a structured counter."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def report_digest(report: Report) -> bytes:
+    """What tells an identical report from a different one: SHA-256 of its compact, key-sorted JSON.
+
+    A function of the report's content only (not of the bytes it came in), and cheap: no re-validation, and
+    the C JSON encoder, which :func:`consentry.wire.encode` (indented) cannot use.
+    """
+    return hashlib.sha256(canonical(to_json(report)).encode()).digest()
 
 
 def first_report_on(report: Report, day: datetime.date) -> bool:

@@ -8,7 +8,6 @@ Strings are interned in a ``names`` table so a counter row is four small integer
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import sqlite3
 import threading
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_manifest, parse_plugin_manifest
-from consentry.wire import encode
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
     CONTRIBUTION_CAP,
@@ -38,7 +36,7 @@ from consentry_server.storage.base import (
     period_start,
 )
 from consentry_server.storage.migrations import SQLITE, pending
-from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on
+from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
 __all__ = ["SQLiteStorage"]
 
@@ -71,6 +69,7 @@ class SQLiteStorage:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._names: dict[str, int] = {}
+        self._apps: dict[str, int] = {}
 
     # ---- plumbing -----------------------------------------------------------------------------------------
     @contextmanager
@@ -174,29 +173,61 @@ class SQLiteStorage:
 
     # ---- reports ------------------------------------------------------------------------------------------
     def store_batch(self, arrivals: Sequence[Arrival]) -> list[StoreOutcome | Exception]:
-        """Store ``arrivals`` in one transaction (a savepoint each); return once it is durably committed."""
+        """Store ``arrivals`` in one transaction; return once it is durably committed.
+
+        Each arrival is stored whole or not at all. The batch is first written without savepoints (they cost two
+        statements an arrival); if one arrival fails, that transaction is rolled back and the batch written again
+        with a savepoint around each, so that the failure takes only its own arrival with it.
+        """
+        try:
+            with self._transaction() as db:
+                days: set[int] = set()
+                outcomes: list[StoreOutcome | Exception] = [self._store(db, arrival, days) for arrival in arrivals]
+                self._mark_dirty(db, days)
+        except sqlite3.OperationalError:
+            raise  # the database itself (locked, full, unwritable): writing again one by one would fail too
+        except Exception:  # noqa: BLE001 - an arrival that cannot be stored, told apart below
+            return self._store_each(arrivals)
+        return outcomes
+
+    def _store_each(self, arrivals: Sequence[Arrival]) -> list[StoreOutcome | Exception]:
         outcomes: list[StoreOutcome | Exception] = []
+        days: set[int] = set()
         with self._transaction() as db:
             for arrival in arrivals:
                 db.execute("SAVEPOINT arrival")
+                mine: set[int] = set()
                 try:
-                    outcome: StoreOutcome | Exception = self._store(db, arrival)
+                    outcome: StoreOutcome | Exception = self._store(db, arrival, mine)
                     db.execute("RELEASE arrival")
+                    days |= mine
                 except Exception as error:  # noqa: BLE001 - one bad arrival must not take the batch with it
                     db.execute("ROLLBACK TO arrival")
                     db.execute("RELEASE arrival")
                     self._names.clear()  # names created since the savepoint are gone
                     outcome = error
                 outcomes.append(outcome)
+            self._mark_dirty(db, days)
         return outcomes
 
-    def _store(self, db: sqlite3.Connection, arrival: Arrival) -> StoreOutcome:
+    @staticmethod
+    def _mark_dirty(db: sqlite3.Connection, days: set[int]) -> None:
+        db.executemany("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", [(day,) for day in sorted(days)])
+
+    def _app_id(self, db: sqlite3.Connection, app: str) -> int:
+        cached = self._apps.get(app)
+        if cached is None:
+            row = db.execute("SELECT id FROM apps WHERE name = ?", (app,)).fetchone()
+            if row is None:
+                raise LookupError(f"application {app!r} is not registered")
+            cached = self._apps[app] = int(row[0])  # application rows are never deleted
+        return cached
+
+    def _store(self, db: sqlite3.Connection, arrival: Arrival, changed: set[int]) -> StoreOutcome:
+        """Store one arrival; add the days whose rows changed to ``changed``."""
         report = arrival.report
-        row = db.execute("SELECT id FROM apps WHERE name = ?", (report.app,)).fetchone()
-        if row is None:
-            raise LookupError(f"application {report.app!r} is not registered")
-        app_id = row[0]
-        digest = hashlib.sha256(encode(report)).digest()
+        app_id = self._app_id(db, report.app)
+        digest = report_digest(report)
         level_id, version_id = self._name(report.level), self._name(report.app_version)
         reporter = bytes.fromhex(report.reporter)
         facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report).items()]
@@ -205,15 +236,22 @@ class SQLiteStorage:
         for day in report.days:
             number = epoch_day(day)
             values = (digest, received, version_id, int(first_report_on(report, day)), arrival.country)
-            existing = db.execute(
-                "SELECT id, digest FROM reports WHERE app_id = ? AND level_id = ? AND reporter = ? AND day = ?",
-                (app_id, level_id, reporter, number),
-            ).fetchone()
-            if existing is not None and existing[1] == digest:
-                statuses.append("duplicate")
-                continue
-            if existing is not None:
-                report_id = existing[0]
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO reports (app_id, level_id, reporter, day, digest, received, app_version_id, "
+                "first_report, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (app_id, level_id, reporter, number, *values),
+            )
+            if cursor.rowcount == 1:
+                report_id = cursor.lastrowid
+                statuses.append("stored")
+            else:
+                report_id, stored_digest = db.execute(
+                    "SELECT id, digest FROM reports WHERE app_id = ? AND level_id = ? AND reporter = ? AND day = ?",
+                    (app_id, level_id, reporter, number),
+                ).fetchone()
+                if stored_digest == digest:
+                    statuses.append("duplicate")
+                    continue
                 db.execute("DELETE FROM facts WHERE report_id = ?", (report_id,))
                 db.execute("DELETE FROM counters WHERE report_id = ?", (report_id,))
                 db.execute(
@@ -222,14 +260,6 @@ class SQLiteStorage:
                     (*values, report_id),
                 )
                 statuses.append("replaced")
-            else:
-                cursor = db.execute(
-                    "INSERT INTO reports (app_id, level_id, reporter, day, digest, received, app_version_id, "
-                    "first_report, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (app_id, level_id, reporter, number, *values),
-                )
-                report_id = cursor.lastrowid
-                statuses.append("stored")
             db.executemany("INSERT INTO facts VALUES (?, ?, ?)", [(report_id, k, v) for k, v in facts])
             db.executemany(
                 "INSERT INTO counters VALUES (?, ?, ?, ?)",
@@ -238,7 +268,7 @@ class SQLiteStorage:
                     for (kind, name), n in counter_rows(report, day).items()
                 ],
             )
-            db.execute("INSERT OR REPLACE INTO dirty_days (day) VALUES (?)", (number,))
+            changed.add(number)
         status = statuses[0] if len(set(statuses)) == 1 else "replaced"
         return StoreOutcome(status, len(report.days))  # type: ignore[arg-type]
 
