@@ -63,8 +63,16 @@ def test_server_wheel_depends_on_the_client_and_its_chosen_libraries(tmp_path: P
         meta = metadata(wheel)
         scripts = entry_points(wheel)
         names = wheel.namelist()
-    requirements = {requirement.split(">")[0].split("=")[0].strip() for requirement in meta.get_all("Requires-Dist")}
+    requirements: dict[str, set[str]] = {}
+    for requirement in meta.get_all("Requires-Dist"):
+        spec, _, marker = requirement.partition(";")
+        extra = marker.split("==")[1].strip().strip("'\"") if "extra" in marker else ""
+        requirements.setdefault(extra, set()).add(spec.split(">")[0].split("=")[0].strip())
     # Each dependency is chosen and explained in server/pyproject.toml; a new one must be added here on purpose.
-    assert requirements == {"consentry", "starlette", "uvicorn", "iptocc", "psycopg[binary]", "psycopg-pool"}
+    assert requirements == {
+        "": {"consentry", "starlette", "uvicorn", "iptocc", "psycopg[binary]", "psycopg-pool"},
+        "noise": {"opendp"},
+    }
+    assert meta.get_all("Provides-Extra") == ["noise"]
     assert "consentry-server = consentry_server.cli:main" in scripts
     assert "consentry_server/py.typed" in names
