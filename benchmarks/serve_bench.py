@@ -6,12 +6,16 @@ KIND is one of:
 
 - ``consentry``: the real application (``create_app``) on DATABASE (``sqlite:///PATH`` or a PostgreSQL URL),
   with the per-source rate limit lifted (all the load comes from 127.0.0.1); everything else as configured by
-  default (country lookup on, per-reporter limits on, retention task on).
+  default (country lookup on, per-reporter limits on, retention task on, reports stored by the storing
+  process that ``serve`` starts beside the serving one).
+- ``consentry-thread``: the same with ``storing_process = false``: reports decoded on the event loop and
+  stored by a writer thread, all in the one process.
 - ``empty``: the same application, with the same middleware and the same route, whose endpoint answers an empty
   204 without reading the body: the ceiling the server stack itself sets.
 - ``echo``: the same, reading the body and answering the JSON a stored report gets, without looking at it.
-- ``validate``: the same, also decoding and validating the report against the manifests (``Ingest.accept``),
-  without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts.
+- ``validate``: the same, also decoding and validating the report against the manifests (``Acceptor.accept``),
+  without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts. These three
+  start no storing process (they store nothing).
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
   DATABASE.
 - ``naive-rollback``: the same baseline with SQLite's default rollback journal instead of WAL.
@@ -34,11 +38,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from consentry_server import cli
+from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.config import Settings
-from consentry_server.ingest import Ingest, read_body
+from consentry_server.ingest import read_body
 
 INGEST = "/v1/reports/{level}"
-KINDS = ("consentry", "empty", "echo", "validate", "naive", "naive-rollback")
+KINDS = ("consentry", "consentry-thread", "empty", "echo", "validate", "naive", "naive-rollback")
 
 
 def settings_for(database: str) -> Settings:
@@ -55,11 +60,11 @@ async def _echo(request: Request) -> Response:
     return JSONResponse({"status": "stored", "days": 1})
 
 
-def _validate(ingest: Ingest) -> Callable[[Request], Awaitable[Response]]:
+def _validate(acceptor: Acceptor) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        body = await read_body(request, ingest.settings.max_body_bytes)
+        body = await read_body(request, acceptor.settings.max_body_bytes)
         headers = request.headers
-        report = ingest.accept(
+        report = acceptor.accept(
             request.path_params["level"],
             body,
             content_type=headers.get("content-type"),
@@ -80,8 +85,11 @@ def application(kind: str, database: str) -> object:
         return naive(database.removeprefix("sqlite:///"), wal=kind == "naive")
     from consentry_server.app import create_app  # noqa: PLC0415
 
-    app = create_app(settings_for(database))
-    endpoints = {"empty": _empty, "echo": _echo, "validate": _validate(app.state.consentry.ingest)}
+    settings = settings_for(database)
+    app = create_app(settings.replace(storing_process=kind == "consentry"))
+    state = app.state.consentry
+    acceptor = Acceptor(state.settings, state.registry, rate_limiter(state.settings))
+    endpoints = {"empty": _empty, "echo": _echo, "validate": _validate(acceptor)}
     if kind in endpoints:
         routes = app.router.routes
         [index] = [i for i, route in enumerate(routes) if isinstance(route, Route) and route.path == INGEST]

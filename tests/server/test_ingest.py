@@ -1,4 +1,8 @@
-"""``POST /v1/reports/{level}``: bad input gets a 4xx with a machine-readable code and changes nothing."""
+"""``POST /v1/reports/{level}``: bad input gets a 4xx with a machine-readable code and changes nothing.
+
+Every test runs twice: with reports stored by a thread of the serving process, and by the storing process that
+``serve`` starts (a real child process), since a refusal may come from either side of that process boundary.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import pytest
+from starlette.testclient import TestClient
 
 from consentry.wire import Activity, Report, encode
+from consentry_server.app import create_app
 
 JSON = {"content-type": "application/json"}
 MIB = 1024 * 1024
@@ -68,6 +74,14 @@ def on_day(make: Callable[[str], object], key: str) -> Callable[[dict[str, objec
 def days_from_today(offset: int) -> Callable[[dict[str, object]], bytes]:
     day = (utc_today() + datetime.timedelta(days=offset)).isoformat()
     return lambda doc: dumps({**doc, "days": [day], "activity": {day: {"runs": 1, "active_minutes": 0}}})
+
+
+@pytest.fixture(params=["thread", "process"])
+def client(request, settings, storage) -> Iterator[TestClient]:
+    """The application over the registered examples, storing reports in a thread or in a storing process."""
+    app = create_app(settings, storage) if request.param == "thread" else create_app(settings)
+    with TestClient(app) as test_client:
+        yield test_client
 
 
 def chunked(body: bytes) -> Iterator[bytes]:

@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report, encode
+from consentry_server.acceptance import Acceptor
 from consentry_server.app import create_app, create_public_app
 from consentry_server.cli import bind, main
 from consentry_server.config import Settings
@@ -36,6 +37,7 @@ from consentry_server.registry import Registry
 from consentry_server.retention import apply_retention
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import Arrival, RequestLog, StoreOutcome, store_report
+from consentry_server.storing import ThreadStorer
 from consentry_server.writer import BatchWriter, Overloaded
 from support.processes import script, start, stop
 
@@ -415,7 +417,7 @@ def post_report(port: int, report: Report) -> tuple[int, bytes]:
 def test_50_concurrent_reports_are_all_stored_in_few_batches(settings, gated, make_report):
     reports = [make_report(reporter=number) for number in range(50)]
     app = create_app(settings.replace(retention_interval_hours=0), gated)
-    writer: BatchWriter = app.state.consentry.writer
+    writer: BatchWriter = app.state.consentry.storer.writer
     with uvicorn_in_a_thread(app) as port, ThreadPoolExecutor(max_workers=50) as pool:
         answers = [pool.submit(post_report, port, report) for report in reports]
         # The writer holds the first batch at the gate; every other report queues up behind it.
@@ -434,7 +436,8 @@ def test_50_concurrent_reports_are_all_stored_in_few_batches(settings, gated, ma
 def test_a_full_writer_queue_answers_503_with_retry_after(settings, gated, make_report):
     writer = BatchWriter(gated, max_queue=2)
     limiter = RateLimiter(Rate(600, 600), Rate(10, 60))
-    ingest = Ingest(settings, Registry(gated), writer, DropCounter(), limiter)
+    storer = ThreadStorer(Acceptor(settings, Registry(gated), limiter), writer)
+    ingest = Ingest(settings, storer, DropCounter(), limiter)
     app = Starlette(routes=[Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"])])
     try:
         held = writer.submit(Arrival(make_report(reporter=1), NOW))

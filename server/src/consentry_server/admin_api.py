@@ -22,7 +22,6 @@ from starlette.routing import Route
 
 from consentry.manifest import Manifest, ManifestError, PluginManifest, loads_any_manifest
 from consentry_server.ingest import DropCounter, read_body
-from consentry_server.registry import Registry
 from consentry_server.storage.base import Storage
 from consentry_server.validate import Rejection, bounded_text
 
@@ -41,7 +40,7 @@ def _refusal(status: int, code: str, message: str, **extra: object) -> JSONRespo
 class _Admin:
     token: str | None
     storage: Storage
-    registry: Registry
+    forget_manifests: Callable[[str], None]
     drops: DropCounter
 
     def guarded(self, handler: Handler) -> Handler:
@@ -78,7 +77,7 @@ class _Admin:
             return _refusal(400, "invalid_manifest", str(error), problems=problems)
         created = await run_in_threadpool(self.storage.register_manifest, manifest)
         app = manifest.name if isinstance(manifest, Manifest) else manifest.host
-        self.registry.invalidate(app)
+        self.forget_manifests(app)
         document = {"app": app, "consent_version": manifest.consent_version, "registered": created}
         if isinstance(manifest, PluginManifest):
             document["plugin"] = manifest.name
@@ -108,9 +107,15 @@ def _day(text: str | None) -> datetime.date | None:
     return datetime.date.fromisoformat(text) if text else None
 
 
-def admin_routes(token: str | None, storage: Storage, registry: Registry, drops: DropCounter) -> list[Route]:
-    """The admin routes; ``token`` ``None`` closes them."""
-    admin = _Admin(token, storage, registry, drops)
+def admin_routes(
+    token: str | None, storage: Storage, forget_manifests: Callable[[str], None], drops: DropCounter
+) -> list[Route]:
+    """The admin routes; ``token`` ``None`` closes them.
+
+    ``forget_manifests(app)`` is called after a manifest of ``app`` was registered, so that every cache of the
+    registered manifests reads them again.
+    """
+    admin = _Admin(token, storage, forget_manifests, drops)
     return [
         Route("/admin/v1/manifests", admin.guarded(admin.register), methods=["POST"]),
         Route("/admin/v1/stats", admin.guarded(admin.stats)),

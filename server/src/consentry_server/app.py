@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.addresses import parse_networks
 from consentry_server.admin_api import admin_routes
 from consentry_server.config import Settings
@@ -22,10 +23,11 @@ from consentry_server.ingest import DropCounter, Ingest
 from consentry_server.openapi import openapi
 from consentry_server.pages import page_routes
 from consentry_server.public_api import public_routes
-from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
 from consentry_server.retention import retention_loop
 from consentry_server.storage import PublicStore, Storage, open_storage
+from consentry_server.storing import Storer, ThreadStorer
+from consentry_server.storing_process import ProcessStorer
 from consentry_server.writer import BatchWriter
 
 __all__ = ["ServerState", "create_app", "create_public_app"]
@@ -85,7 +87,7 @@ class ServerState:
     public: PublicStore
     registry: Registry
     drops: DropCounter
-    writer: BatchWriter
+    storer: Storer
     ingest: Ingest
 
 
@@ -114,24 +116,35 @@ def create_public_app(settings: Settings) -> Starlette:
 
 
 def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
-    """Build the ASGI application for ``settings`` (opening and migrating the database unless given one)."""
+    """Build the ASGI application for ``settings`` (opening and migrating the database unless given one).
+
+    Reports are stored by a storing process of their own (:mod:`consentry_server.storing_process`) when the
+    application opens the database itself and ``settings.storing_process`` is on; given a storage object,
+    which another process cannot share, the application stores reports in a writer thread of its own.
+    """
     own_storage = storage is None
     storage = storage or open_storage(settings)
     public = PublicStore(settings.public_path)
     registry = Registry(storage)
     drops = DropCounter()
-    writer = BatchWriter(storage)
-    limiter = RateLimiter(
-        Rate(settings.source_rate_per_minute, settings.source_burst),
-        Rate(settings.reporter_rate_per_minute, settings.reporter_burst),
-    )
+    limiter = rate_limiter(settings)
+    storer: Storer
+    if own_storage and settings.storing_process:
+        storer = ProcessStorer(settings)
+    else:
+        storer = ThreadStorer(Acceptor(settings, registry, limiter), BatchWriter(storage))
     trusted = parse_networks(settings.trusted_proxies)
-    ingest = Ingest(settings, registry, writer, drops, limiter, trusted)
-    state = ServerState(settings, storage, public, registry, drops, writer, ingest)
+
+    def forget_manifests(app: str) -> None:
+        registry.invalidate(app)
+        storer.forget_manifests(app)
+
+    ingest = Ingest(settings, storer, drops, limiter, trusted)
+    state = ServerState(settings, storage, public, registry, drops, storer, ingest)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        writer.start()
+        await storer.start()
         task = None
         if settings.retention_interval_hours:
             task = asyncio.create_task(retention_loop(storage, settings))
@@ -140,7 +153,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         finally:
             if task is not None:
                 task.cancel()
-            writer.close()
+            await storer.close()
             if own_storage:
                 storage.close()
 
@@ -150,7 +163,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         Route("/healthz", _health),
         Route("/openapi.json", _openapi),
         *public_routes(public),
-        *admin_routes(settings.admin_token, storage, registry, drops),
+        *admin_routes(settings.admin_token, storage, forget_manifests, drops),
         *page_routes(public, settings.site_title),
     ]
     app = _application(routes, lifespan)

@@ -46,7 +46,8 @@ class Settings:
     default) or ``forwarded`` (RFC 7239); the other is never read. ``source_rate_per_minute`` and
     ``source_burst``: the rate limit per source address; ``reporter_rate_per_minute`` and ``reporter_burst``:
     per reporter id. ``noise_epsilon``: when set, published counts get calibrated noise (needs the ``noise``
-    extra), with this epsilon per published number.
+    extra), with this epsilon per published number. ``storing_process``: decode, validate and store reports in
+    a process of their own beside the serving one (so the two use two cores), instead of a thread of it.
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"
@@ -70,6 +71,7 @@ class Settings:
     reporter_rate_per_minute: int = 10
     reporter_burst: int = 60
     noise_epsilon: float | None = None
+    storing_process: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:

@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from consentry.wire.schema import APP_NAME, REPORTER_ID
-from consentry_server.ingest import DropCounter, check_content_type, read_body
+from consentry_server.acceptance import check_content_type
+from consentry_server.ingest import DropCounter, read_body
 from consentry_server.storage.base import Storage
 from consentry_server.validate import Rejection
 

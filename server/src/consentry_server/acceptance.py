@@ -1,0 +1,109 @@
+"""From a request body to a report fit to store: the checks that need the body but not the connection.
+
+The order of checks is the order of cost: the content type and encoding, the size after decompression, strict
+decoding against the wire schema, the registered manifest, then the per-reporter rate limit. Anything refused
+raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason.
+
+An :class:`Acceptor` runs where reports are stored: in the serving process (with the writer thread) or in the
+storing process (:mod:`consentry_server.storing_process`), so that decoding does not share the serving
+process's interpreter lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consentry.wire import Report, WireError, decode
+from consentry_server.config import Settings
+from consentry_server.ratelimit import Rate, RateLimiter
+from consentry_server.registry import Registry
+from consentry_server.validate import Rejection, validate_report
+
+__all__ = ["Acceptor", "check_content_type", "decompress", "rate_limiter"]
+
+
+def check_content_type(value: str | None) -> None:
+    """Refuse (415) anything but ``application/json``, optionally with ``charset=utf-8``."""
+    media = (value or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise Rejection(415, "unsupported_media_type", "", f"Content-Type must be application/json, got {media!r}")
+    for parameter in (value or "").split(";")[1:]:
+        name, _, charset = parameter.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise Rejection(415, "unsupported_charset", "", "reports are UTF-8")
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (identity or gzip), refusing more than ``limit`` bytes of output."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        if len(body) > limit:
+            raise Rejection(413, "too_large", "", f"the report is larger than {limit} bytes")
+        return body
+    if encoding != "gzip":
+        raise Rejection(415, "unsupported_encoding", "", f"Content-Encoding {encoding!r} is not supported; use gzip")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise Rejection(400, "bad_gzip", "", f"the body is not valid gzip: {error}") from None
+    if len(data) > limit:
+        raise Rejection(413, "too_large", "", f"the report decompresses to more than {limit} bytes")
+    if not inflater.eof:
+        raise Rejection(400, "bad_gzip", "", "the gzip stream is truncated")
+    if inflater.unused_data:
+        raise Rejection(400, "bad_gzip", "", "there are bytes after the end of the gzip stream")
+    return data
+
+
+def rate_limiter(settings: Settings) -> RateLimiter:
+    """A rate limiter with the per-source and per-reporter limits of ``settings``."""
+    return RateLimiter(
+        Rate(settings.source_rate_per_minute, settings.source_burst),
+        Rate(settings.reporter_rate_per_minute, settings.reporter_burst),
+    )
+
+
+def _utc_today() -> datetime.date:
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+@dataclass
+class Acceptor:
+    """Decodes and validates request bodies against the registered manifests, and limits each reporter."""
+
+    settings: Settings
+    registry: Registry
+    limiter: RateLimiter
+    today: Callable[[], datetime.date] = field(default=_utc_today)
+
+    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
+        """Decode and validate one request body; return the report to store, or raise :class:`Rejection`."""
+        check_content_type(content_type)
+        data = decompress(body, encoding, self.settings.max_report_bytes)
+        try:
+            report = decode(data, max_bytes=self.settings.max_report_bytes)
+        except WireError as error:
+            raise Rejection(400, "invalid_report", error.path, error.reason) from None
+        catalog = self.registry.get(report.app, report.consent_version)
+        if catalog is None:
+            raise Rejection(400, "unknown_app", "app", f"{report.app!r} is not registered on this server")
+        return validate_report(
+            report,
+            catalog,
+            path_level=level,
+            today=self.today(),
+            future_days=self.settings.future_days,
+            retention_days=self.settings.raw_retention_days,
+        ).report
+
+    def admit(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
+        """:meth:`accept`, then take a token of the reporter's rate limit (429 when there is none)."""
+        report = self.accept(level, body, content_type=content_type, encoding=encoding)
+        wait = self.limiter.check_reporter(report.app, report.reporter)
+        if wait is not None:
+            raise Rejection(429, "rate_limited", "reporter", "too many reports from this reporter", retry_after=wait)
+        return report
