@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry_server import badges, open_data
 from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.addresses import parse_networks
 from consentry_server.admin_api import admin_routes
@@ -42,9 +43,15 @@ _SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-site"),
 ]
 
+#: Read-only public data, which anyone may fetch from any site (open data, badges in READMEs): open CORS.
+_OPEN_PREFIXES = ("/api/", "/data/", "/badges/")
+_OPEN_SECURITY_HEADERS = [
+    (name, b"cross-origin" if name == b"cross-origin-resource-policy" else value) for name, value in _SECURITY_HEADERS
+]
+
 
 class SecurityHeaders:
-    """Adds security headers to every response, and open CORS to the read-only public API."""
+    """Adds security headers to every response, and open CORS to the read-only public API, data and badges."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,12 +60,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        public_api = scope["path"].startswith("/api/")
+        public_api = scope["path"].startswith(_OPEN_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(_SECURITY_HEADERS)
+                headers.extend(_SECURITY_HEADERS if not public_api else _OPEN_SECURITY_HEADERS)
                 if public_api:
                     headers.extend((k.encode(), v.encode()) for k, v in _cors_headers().items())
                 message["headers"] = headers
@@ -103,6 +110,16 @@ def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
 
 
+def _public_side(public: PublicStore, settings: Settings) -> list[Route]:
+    """The routes that read only the public store: API, open data, badges, pages."""
+    return [
+        *public_routes(public),
+        *open_data.routes(public),
+        *badges.routes(public),
+        *page_routes(public, settings.site_title),
+    ]
+
+
 def create_public_app(settings: Settings) -> Starlette:
     """The public side alone: pages and the public API over the public store, with no access to raw reports."""
     public = PublicStore(settings.public_path)
@@ -111,7 +128,7 @@ def create_public_app(settings: Settings) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
 
-    routes = [Route("/healthz", _health), *public_routes(public), *page_routes(public, settings.site_title)]
+    routes = [Route("/healthz", _health), *_public_side(public, settings)]
     return _application(routes, lifespan)
 
 
@@ -162,9 +179,8 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         *deletion_routes(storage, drops),
         Route("/healthz", _health),
         Route("/openapi.json", _openapi),
-        *public_routes(public),
         *admin_routes(settings.admin_token, storage, forget_manifests, drops),
-        *page_routes(public, settings.site_title),
+        *_public_side(public, settings),
     ]
     app = _application(routes, lifespan)
     app.state.consentry = state

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,9 +20,15 @@ from pathlib import Path
 
 from consentry_server.storage.base import CounterRow, InstallRow, ValueRow
 
-__all__ = ["PUBLIC_FORMAT", "AppInfo", "PublicStore", "Publication"]
+__all__ = ["PUBLIC_FORMAT", "PUBLIC_TABLES", "AppInfo", "PublicStore", "Publication", "safe_name"]
 
 PUBLIC_FORMAT = 1
+#: The published tables and their columns after ``app`` and ``period``, in order.
+PUBLIC_TABLES = {
+    "installs": ("start", "level", "reporters", "new_installs"),
+    "counters": ("start", "kind", "scope", "name", "total", "reporters"),
+    "values": ("start", "field", "value", "reporters"),
+}
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE apps (name TEXT PRIMARY KEY, title TEXT NOT NULL, homepage TEXT, manifest TEXT NOT NULL);
@@ -41,6 +48,17 @@ CREATE TABLE "values" (
     PRIMARY KEY (app, period, start, field, value)
 );
 """
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def safe_name(name: str) -> bool:
+    """Whether ``name`` (of an application or plugin) can be a file name as it is, in any folder.
+
+    Manifest and wire names are stricter than this already; writers of files check it all the same.
+    """
+    return _SAFE_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,31 @@ class PublicStore:
         with self._read() as db:
             rows = db.execute("SELECT name, title, homepage, manifest FROM apps ORDER BY name").fetchall() if db else []
         return [AppInfo(name, title, homepage, json.loads(manifest)) for name, title, homepage, manifest in rows]
+
+    def app_names(self) -> set[str]:
+        """Names of the published applications."""
+        with self._read() as db:
+            return {name for (name,) in db.execute("SELECT name FROM apps")} if db else set()
+
+    def plugins(self, app: str) -> list[str]:
+        """Plugins that appear in the published data of ``app`` (their installs or their events)."""
+        sql = (
+            "SELECT substr(field, 8) FROM \"values\" WHERE app = ? AND field LIKE 'plugin.%' "
+            "UNION SELECT scope FROM counters WHERE app = ? AND kind = 'plugin_event' AND scope != '' ORDER BY 1"
+        )
+        with self._read() as db:
+            return [name for (name,) in db.execute(sql, (app, app))] if db else []
+
+    def table(self, table: str, app: str, period: str) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+        """The columns of a published table (see :data:`PUBLIC_TABLES`) and its rows for ``app`` and ``period``."""
+        columns = PUBLIC_TABLES[table]
+        keys = columns[: 3 if table == "values" else 4 if table == "counters" else 2]
+        sql = (
+            f'SELECT {", ".join(columns)} FROM "{table}" WHERE app = ? AND period = ? '  # noqa: S608 - fixed names
+            f"ORDER BY {', '.join(keys)}"
+        )
+        with self._read() as db:
+            return columns, db.execute(sql, (app, period)).fetchall() if db else []
 
     def _select(
         self, table: str, keys: tuple[str, ...], numbers: tuple[str, ...], app: str, period: str, **where: str | None
