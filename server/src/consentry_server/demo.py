@@ -3,7 +3,10 @@
 Every simulated install has its own Consentry home under ``<data-dir>/clients/``, gives consent at a level of
 its choosing, records days of use through :func:`consentry.init` and uploads its reports over HTTP to the
 demo server, exactly as an application would; only the machine's characteristics (operating system, memory,
-screens...) and the clock are simulated. The server then aggregates and publishes as in production.
+screens...), its network and the clock are simulated. Each install is given an address of a real network in
+its country, which the demo sends in ``X-Forwarded-For`` as a reverse proxy in front of the server would (the
+demo trusts 127.0.0.1 as that proxy): the server derives the country and forgets the address, as in
+production. The server then aggregates and publishes as in production.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import consentry
 from consentry import FixedClock, HttpTransport, Manifest, PluginManifest
 from consentry.session import AppSession
+from consentry.transport import Request, Response
 from consentry_server.config import Settings
 from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish
@@ -33,6 +37,32 @@ _OS = (
     ("windows", ("11", "10"), 0.25),
 )
 _LEVEL_WEIGHTS = (0.4, 0.3, 0.3)
+#: A /24 of a real network (universities, registries, well-known hosts) per country, and a share of installs.
+_NETWORKS = (
+    ("128.112.1", "US", 0.14), ("132.239.1", "US", 0.1), ("141.2.1", "DE", 0.08), ("5.9.0", "DE", 0.03),
+    ("131.111.1", "GB", 0.06), ("130.88.1", "GB", 0.03), ("194.254.1", "FR", 0.05), ("133.1.1", "JP", 0.05),
+    ("159.226.1", "CN", 0.05), ("142.150.1", "CA", 0.04), ("129.132.1", "CH", 0.04), ("145.100.1", "NL", 0.03),
+    ("150.217.1", "IT", 0.03), ("161.111.1", "ES", 0.03), ("14.139.1", "IN", 0.04), ("128.250.1", "AU", 0.03),
+    ("200.160.2", "BR", 0.03), ("147.46.1", "KR", 0.02), ("130.237.1", "SE", 0.02), ("130.225.1", "DK", 0.01),
+    ("157.193.1", "BE", 0.01), ("137.132.1", "SG", 0.01), ("132.248.1", "MX", 0.01), ("196.11.1", "ZA", 0.01),
+)  # fmt: skip
+
+
+class _BehindProxy:
+    """The client's HTTP transport, with the address of a simulated install in ``X-Forwarded-For``."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self.transport = transport
+        self.address = ""
+
+    def send(self, request: Request) -> Response:
+        headers = {**request.headers, "X-Forwarded-For": self.address}
+        return self.transport.send(dataclasses.replace(request, headers=headers))
+
+
+def _address(rng: random.Random) -> str:
+    network = rng.choices(_NETWORKS, weights=[weight for *_, weight in _NETWORKS])[0][0]
+    return f"{network}.{rng.randrange(1, 255)}"
 
 
 def rewrite_endpoints(manifest: Manifest, base_url: str) -> Manifest:
@@ -74,6 +104,7 @@ class _Install:
     machine: dict[str, str]
     first_day: int
     activity: float
+    address: str
     version_index: int = 0
 
 
@@ -106,10 +137,10 @@ def simulate(
         for plugin, _ in installed:
             if rng.random() < 0.8:
                 consentry.set_plugin_consent(manifest, plugin.name, allow=True, home=home, environ={})
-        install = _Install(home, manifest, installed, _machine(rng), start, rng.uniform(0.25, 0.85))
+        install = _Install(home, manifest, installed, _machine(rng), start, rng.uniform(0.25, 0.85), _address(rng))
         population.append((example, install))
 
-    transport = HttpTransport(user_agent="consentry-demo")
+    transport = _BehindProxy(HttpTransport(user_agent="consentry-demo"))
     environ = {"CONSENTRY_POLICY_FILE": str(clients / "no-policy.json")}
     bar = ProgressBar("simulating days of use")
     sent = 0
@@ -146,7 +177,8 @@ def simulate(
     return sent
 
 
-def _upload(install: _Install, clock: FixedClock, transport: HttpTransport, environ: dict[str, str]) -> int:
+def _upload(install: _Install, clock: FixedClock, transport: _BehindProxy, environ: dict[str, str]) -> int:
+    transport.address = install.address
     session = AppSession.open(install.manifest, home=install.home, environ=environ, clock=clock)
     session.prepare_reports()
     result = session.upload(transport, force=True)
@@ -177,12 +209,14 @@ def run_demo(data_dir: Path, *, port: int, installs: int, days: int, seed: int, 
         (data_dir / name).unlink(missing_ok=True)
     shutil.rmtree(data_dir / "clients", ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    # Every simulated install uploads from 127.0.0.1: the per-source limit is lifted for the demo.
+    # Every simulated install uploads from 127.0.0.1, a proxy to be trusted (see the module's docstring); the
+    # per-source limit is lifted, since a few simulated installs share each address.
     settings = Settings(
         database=f"sqlite:///{data_dir / 'consentry.sqlite3'}",
         port=port,
         source_rate_per_minute=1_000_000,
         source_burst=1_000_000,
+        trusted_proxies="127.0.0.1",
     )
     sock = bind("127.0.0.1", port)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
