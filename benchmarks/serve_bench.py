@@ -16,6 +16,8 @@ KIND is one of:
 - ``validate``: the same, also decoding and validating the report against the manifests (``Acceptor.accept``),
   without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts. These three
   start no storing process (they store nothing).
+- ``public``: the public side alone (``create_public_app``: API, open data, badges, pages), reading the public
+  store beside DATABASE (``public.sqlite3`` in its folder); used by ``benchmarks/public.py``.
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
   DATABASE.
 - ``naive-rollback``: the same baseline with SQLite's default rollback journal instead of WAL.
@@ -43,7 +45,7 @@ from consentry_server.config import Settings
 from consentry_server.ingest import read_body
 
 INGEST = "/v1/reports/{level}"
-KINDS = ("consentry", "consentry-thread", "empty", "echo", "validate", "naive", "naive-rollback")
+KINDS = ("consentry", "consentry-thread", "empty", "echo", "validate", "public", "naive", "naive-rollback")
 
 
 def settings_for(database: str) -> Settings:
@@ -83,8 +85,10 @@ def application(kind: str, database: str) -> object:
         from naive_nap8 import create_app as naive  # noqa: PLC0415 - FastAPI only where it is needed
 
         return naive(database.removeprefix("sqlite:///"), wal=kind == "naive")
-    from consentry_server.app import create_app  # noqa: PLC0415
+    from consentry_server.app import create_app, create_public_app  # noqa: PLC0415
 
+    if kind == "public":
+        return create_public_app(settings_for(database))
     settings = settings_for(database)
     app = create_app(settings.replace(storing_process=kind == "consentry"))
     state = app.state.consentry

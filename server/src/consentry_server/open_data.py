@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from consentry_server.storage.public import PUBLIC_TABLES, PublicStore, safe_name
+from consentry_server.storage.public import PUBLIC_TABLES, PublicationCache, PublicStore, safe_name
 from consentry_server.validate import bounded_text
 
 __all__ = ["FORMAT", "PERIODS", "TABLES", "OpenData", "file_names", "routes", "write_files"]
@@ -68,33 +67,15 @@ class OpenData:
 
     def __init__(self, store: PublicStore) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._publication: tuple[int, int, int] | None = None
-        self._files: dict[str, bytes | None] = {}
-
-    def _current(self) -> tuple[int, int, int] | None:
-        """What identifies a publication: publishing renames a new file over the old one."""
-        try:
-            stat = self.store.path.stat()
-        except OSError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        self._files: PublicationCache[bytes | None] = PublicationCache(store, MAX_CACHED)
 
     def get(self, path: str) -> bytes | None:
         """The file at ``path`` (relative to ``data/v1/``), or ``None`` if the publication has none."""
-        publication = self._current()
-        with self._lock:
-            if publication != self._publication:
-                self._publication, self._files = publication, {}
-            if path in self._files:
-                return self._files[path]
-        content = self._render(path) if publication is not None else None
-        with self._lock:
-            if self._publication == publication and len(self._files) < MAX_CACHED:
-                self._files[path] = content
-        return content
+        return self._files.get(path, lambda: self._render(path))
 
     def _render(self, path: str) -> bytes | None:
+        if self.store.version() is None:
+            return None
         if path == "index.json":
             return self._index()
         app, _, name = path.partition("/")

@@ -1,83 +1,79 @@
-"""The public overview page: published aggregates rendered as plain HTML, with no script and no external request.
+"""The public dashboard: one HTML page, its scripts and styles, and the transparency documents it reads.
 
-A first, honest page: weekly active installs per application with a bar per week, and the most used events.
+The page (``dashboard/index.html``) is a shell; ``dashboard/static/app.js`` draws every view in the browser from
+the open-data files (:mod:`consentry_server.open_data`, ``data/v1/...``), which hold published aggregates only,
+and from ``transparency/{app}.json`` (:mod:`consentry_server.transparency`). Every URL the page uses is relative,
+so the same files work served from here or written as a static site (:mod:`consentry_server.site`) under any
+path. Nothing is loaded from another host: the chart library and the country shapes ship in ``static/vendor/``.
 """
 
 from __future__ import annotations
 
 import html
-from collections import defaultdict
+import json
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from consentry_server.config import Settings
 from consentry_server.storage.public import PublicStore
+from consentry_server.transparency import transparency_document
 
-__all__ = ["page_routes", "render_overview"]
+__all__ = ["DASHBOARD", "STATIC", "page_routes", "render_shell", "static_files", "transparency_json"]
 
-_STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; margin: 0 auto; max-width: 60rem; padding: 1rem; color: #1d2430; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-top: 1px solid #d8dee6; padding-top: 1rem; }
-table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.bar { background: #3b6fb6; height: .8rem; display: inline-block; }
-.note { color: #5a6472; font-size: .9rem; }
-"""
+DASHBOARD = Path(__file__).parent / "dashboard"
+STATIC = DASHBOARD / "static"
+#: The shell names no data, but its title may change with the settings.
+SHELL_CACHE = "public, max-age=60"
+#: Scripts, styles and vendored files change only with the package.
+STATIC_CACHE = "public, max-age=3600"
+TRANSPARENCY_CACHE = "public, max-age=300"
 
 
-def _bars(rows: list[tuple[str, int]]) -> str:
-    peak = max((value for _, value in rows), default=0) or 1
-    lines = [
-        f'<tr><td>{html.escape(label)}</td><td class="n">{value}</td>'
-        f'<td><span class="bar" style="width:{max(1, round(16 * value / peak))}rem"></span></td></tr>'
-        for label, value in rows
+def render_shell(title: str) -> str:
+    """The HTML page, with the site's ``title``."""
+    return (DASHBOARD / "index.html").read_text("utf-8").replace("{{title}}", html.escape(title))
+
+
+def static_files() -> list[Path]:
+    """Every file under ``static/``, relative to it."""
+    return sorted(path.relative_to(STATIC) for path in STATIC.rglob("*") if path.is_file())
+
+
+def transparency_json(store: PublicStore, settings: Settings, app: str) -> bytes | None:
+    """The transparency document of a published ``app``, or ``None``."""
+    info = next((info for info in store.apps() if info.name == app), None)
+    if info is None:
+        return None
+    document = transparency_document(info, settings)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
+    """``GET /``, ``/static/...`` and ``/transparency/{app}.json``."""
+    files = {path.as_posix() for path in static_files()}
+
+    async def shell(_: Request) -> HTMLResponse:
+        return HTMLResponse(render_shell(settings.site_title), headers={"Cache-Control": SHELL_CACHE})
+
+    async def static(request: Request) -> Response:
+        path = request.path_params["path"]
+        if path not in files:  # only the packaged files, so no path can climb out of the folder
+            return Response("not found\n", status_code=404, media_type="text/plain")
+        media = "text/javascript" if path.endswith(".js") else None
+        return FileResponse(STATIC / path, media_type=media, headers={"Cache-Control": STATIC_CACHE})
+
+    async def transparency(request: Request) -> Response:
+        name = request.path_params["name"]
+        content = transparency_json(store, settings, name.removesuffix(".json")) if name.endswith(".json") else None
+        if content is None:
+            return JSONResponse({"error": {"code": "not_found", "field": "", "message": "no such app"}}, 404)
+        return Response(content, media_type="application/json", headers={"Cache-Control": TRANSPARENCY_CACHE})
+
+    return [
+        Route("/", shell),
+        Route("/static/{path:path}", static),
+        Route("/transparency/{name}", transparency),
     ]
-    return "<table>" + "".join(lines) + "</table>"
-
-
-def render_overview(store: PublicStore, title: str) -> str:
-    """The overview page as HTML."""
-    meta = store.meta()
-    parts = [f"<h1>{html.escape(title)}</h1>"]
-    if not meta:
-        parts.append("<p>Nothing has been published yet.</p>")
-    else:
-        parts.append(
-            f'<p class="note">Published {html.escape(meta.get("published_at", ""))}. Every number rests on at least '
-            f"{html.escape(meta.get('threshold', '?'))} distinct installations; smaller ones are not shown. "
-            'Data: <a href="/api/v1/apps">JSON API</a>.</p>'
-        )
-    for app in store.apps():
-        parts.append(f'<h2 id="{html.escape(app.name)}">{html.escape(app.title)}</h2>')
-        weekly: dict[str, int] = defaultdict(int)
-        for row in store.installs(app.name, "week"):
-            weekly[str(row["start"])] = max(weekly[str(row["start"])], int(str(row["reporters"])))
-        if weekly:
-            parts.append("<h3>Weekly active installs (week starting)</h3>")
-            parts.append(_bars(sorted(weekly.items())))
-        totals: dict[str, int] = defaultdict(int)
-        for row in store.counters(app.name, "week"):
-            if row["kind"] in ("event", "plugin_event"):
-                label = f"{row['scope']}: {row['name']}" if row["scope"] else str(row["name"])
-                totals[label] += int(str(row["total"]))
-        if totals:
-            parts.append("<h3>Most used features (all weeks)</h3>")
-            parts.append(_bars(sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:15]))
-        if not weekly and not totals:
-            parts.append('<p class="note">No number is large enough to be published yet.</p>')
-    body = "\n".join(parts)
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
-    )
-
-
-def page_routes(store: PublicStore, title: str) -> list[Route]:
-    """The HTML pages."""
-
-    async def overview(_: Request) -> HTMLResponse:
-        return HTMLResponse(render_overview(store, title), headers={"Cache-Control": "public, max-age=60"})
-
-    return [Route("/", overview)]

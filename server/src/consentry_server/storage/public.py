@@ -14,15 +14,18 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from consentry_server.storage.base import CounterRow, InstallRow, ValueRow
 
-__all__ = ["PUBLIC_FORMAT", "PUBLIC_TABLES", "AppInfo", "PublicStore", "Publication", "safe_name"]
+__all__ = ["PUBLIC_FORMAT", "PUBLIC_TABLES", "AppInfo", "PublicStore", "Publication", "PublicationCache", "safe_name"]
 
 PUBLIC_FORMAT = 1
+T = TypeVar("T")
 #: The published tables and their columns after ``app`` and ``period``, in order.
 PUBLIC_TABLES = {
     "installs": ("start", "level", "reporters", "new_installs"),
@@ -110,7 +113,7 @@ class PublicStore:
                 db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
                 db.executemany(
                     "INSERT INTO apps VALUES (?, ?, ?, ?)",
-                    [(a.name, a.title, a.homepage, json.dumps(a.manifest, sort_keys=True)) for a in publication.apps],
+                    [(a.name, a.title, a.homepage, json.dumps(a.manifest)) for a in publication.apps],
                 )
                 db.executemany(
                     "INSERT INTO installs VALUES (?, ?, ?, ?, ?, ?)",
@@ -161,6 +164,14 @@ class PublicStore:
             rows = db.execute("SELECT name, title, homepage, manifest FROM apps ORDER BY name").fetchall() if db else []
         return [AppInfo(name, title, homepage, json.loads(manifest)) for name, title, homepage, manifest in rows]
 
+    def version(self) -> tuple[int, int, int] | None:
+        """What identifies the current publication (publishing renames a new file over the old one)."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
     def app_names(self) -> set[str]:
         """Names of the published applications."""
         with self._read() as db:
@@ -178,7 +189,7 @@ class PublicStore:
     def table(self, table: str, app: str, period: str) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
         """The columns of a published table (see :data:`PUBLIC_TABLES`) and its rows for ``app`` and ``period``."""
         columns = PUBLIC_TABLES[table]
-        keys = columns[: 3 if table == "values" else 4 if table == "counters" else 2]
+        keys = columns[: columns.index("reporters" if table != "counters" else "total")]
         sql = (
             f'SELECT {", ".join(columns)} FROM "{table}" WHERE app = ? AND period = ? '  # noqa: S608 - fixed names
             f"ORDER BY {', '.join(keys)}"
@@ -187,28 +198,71 @@ class PublicStore:
             return columns, db.execute(sql, (app, period)).fetchall() if db else []
 
     def _select(
-        self, table: str, keys: tuple[str, ...], numbers: tuple[str, ...], app: str, period: str, **where: str | None
+        self, table: str, app: str, period: str, *, where: dict[str, str | None], since: str | None, until: str | None
     ) -> list[dict[str, object]]:
-        """Rows of a published table for ``app`` and ``period``, filtered on the non-``None`` ``where`` columns."""
-        columns = ("start", *keys, *numbers)
+        """Rows of a published table for ``app`` and ``period`` as dictionaries.
+
+        Filtered on the non-``None`` ``where`` columns, and on ``since <= start <= until`` (ISO dates) where given.
+        """
+        columns = PUBLIC_TABLES[table]
+        keys = columns[: columns.index("reporters" if table != "counters" else "total")]
         conditions = ["app = ?", "period = ?", *(f"{column} = ?" for column, value in where.items() if value)]
         params = [app, period, *(value for value in where.values() if value)]
+        for condition, bound in (("start >= ?", since), ("start <= ?", until)):
+            if bound:
+                conditions.append(condition)
+                params.append(bound)
         sql = (
             f'SELECT {", ".join(columns)} FROM "{table}" WHERE {" AND ".join(conditions)} '  # noqa: S608 - fixed names
-            f"ORDER BY {', '.join(('start', *keys))}"
+            f"ORDER BY {', '.join(keys)}"
         )
         with self._read() as db:
             rows = db.execute(sql, params).fetchall() if db else []
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
-    def installs(self, app: str, period: str, level: str | None = None) -> list[dict[str, object]]:
+    def installs(
+        self, app: str, period: str, level: str | None = None, *, since: str | None = None, until: str | None = None
+    ) -> list[dict[str, object]]:
         """Published install counts of ``app`` per ``period``."""
-        return self._select("installs", ("level",), ("reporters", "new_installs"), app, period, level=level)
+        return self._select("installs", app, period, where={"level": level}, since=since, until=until)
 
-    def counters(self, app: str, period: str, kind: str | None = None) -> list[dict[str, object]]:
+    def counters(
+        self, app: str, period: str, kind: str | None = None, *, since: str | None = None, until: str | None = None
+    ) -> list[dict[str, object]]:
         """Published counter totals of ``app`` per ``period``."""
-        return self._select("counters", ("kind", "scope", "name"), ("total", "reporters"), app, period, kind=kind)
+        return self._select("counters", app, period, where={"kind": kind}, since=since, until=until)
 
-    def values(self, app: str, period: str, field: str | None = None) -> list[dict[str, object]]:
+    def values(
+        self, app: str, period: str, field: str | None = None, *, since: str | None = None, until: str | None = None
+    ) -> list[dict[str, object]]:
         """Published distributions of ``app`` per ``period``."""
-        return self._select("values", ("field", "value"), ("reporters",), app, period, field=field)
+        return self._select("values", app, period, where={"field": field}, since=since, until=until)
+
+
+class PublicationCache(Generic[T]):
+    """What was computed from the current publication of a store, by key, forgotten when a new one appears.
+
+    Published data changes only when it is published again, so whatever a public route renders from it can be
+    kept until then. At most ``limit`` entries (keys chosen by strangers must not grow it without bound).
+    """
+
+    def __init__(self, store: PublicStore, limit: int = 1_000) -> None:
+        self.store = store
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._version: tuple[int, int, int] | None = None
+        self._entries: dict[str, T] = {}
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        """The value kept for ``key`` in the current publication, computed (and kept) if there is none."""
+        version = self.store.version()
+        with self._lock:
+            if version != self._version:
+                self._version, self._entries = version, {}
+            if key in self._entries:
+                return self._entries[key]
+        value = compute()
+        with self._lock:
+            if self._version == version and len(self._entries) < self.limit:
+                self._entries[key] = value
+        return value

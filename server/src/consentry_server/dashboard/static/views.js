@@ -1,0 +1,312 @@
+// The pages of one application. Each takes the state from the URL and returns the elements to show.
+
+import { appPath, byValueDesc, fetchJSON, optionalJSON, parseName, peak, splitEvent, sum, table, weeksIn } from "./data.js";
+import { chartFigure, countryName, dataTable, fmt, h, mapFigure } from "./ui.js";
+
+export const FILTERS = { version: "app_version", os: "system.os", country: "country" };
+const RANGES = [["1", "Latest week"], ["4", "Last 4 weeks"], ["12", "Last 12 weeks"], ["26", "Last 26 weeks"], ["52", "Last 52 weeks"],
+  ["all", "All weeks"]];
+
+export function link(state, changes) {
+  const next = { ...state, ...changes };
+  const query = new URLSearchParams();
+  for (const key of ["range", "version", "os", "country", "component"]) if (next[key]) query.set(key, next[key]);
+  const path = ["", next.app, next.page, next.arg].filter((part) => part !== undefined && part !== null)
+    .map(encodeURIComponent).join("/");
+  return `#${path}${query.toString() ? `?${query}` : ""}`;
+}
+
+function select(id, label, value, options, onchange) {
+  return h("label", { for: id }, label, h("select", { id, onchange },
+    options.map(([optionValue, text]) => h("option", { value: optionValue, selected: optionValue === value }, text))));
+}
+
+function filterForm(state, values, { all }) {
+  const go = (key) => (event) => { location.hash = link(state, { [key]: event.target.value || undefined }); };
+  const fields = [select("filter-range", "Time range", state.range, RANGES, go("range"))];
+  if (all) {
+    for (const [key, field] of Object.entries(FILTERS)) {
+      const seen = [...new Set(values.filter((row) => row.field === field).map((row) => row.value))].sort();
+      const text = key === "country" ? (code) => `${countryName(code)} (${code})` : (v) => v;
+      const label = { version: "Version", os: "Operating system", country: "Country" }[key];
+      fields.push(select(`filter-${key}`, label, state[key] ?? "", [["", "All"], ...seen.map((v) => [v, text(v)])],
+        go(key)));
+    }
+  }
+  return h("form", { class: "filters", role: "search", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
+    fields);
+}
+
+const breakdownNote = (k) => "Version, operating-system and country filters select the matching series of installs; "
+  + "feature usage is not broken down by them, because the published data has no cross-tabulation (every "
+  + `published number must rest on at least ${k} installations).`;
+
+function latest(rows, weeks) {
+  const last = weeks[weeks.length - 1];
+  return [last, rows.filter((row) => row.start === last)];
+}
+
+function distribution(id, title, rows, field, week, k) {
+  const counts = byValueDesc(sum(rows.filter((row) => row.field === field), (r) => r.value, (r) => r.reporters));
+  if (!counts.length) return h("p", { id, class: "note" }, `${title}: no value reached ${k} installations.`);
+  return chartFigure({ id, title, type: "bar", horizontal: true, labels: counts.map(([v]) => v),
+    datasets: [{ label: `Installs, week of ${week}`, data: counts.map(([, n]) => n) }] });
+}
+
+export async function overview(state, index, info) {
+  const [installs, values] = await Promise.all([table(state.app, "installs"), table(state.app, "values")]);
+  const weeks = weeksIn(installs, state.range);
+  const inRange = new Set(weeks);
+  const levels = [...new Set(installs.map((row) => row.level))];
+  const datasets = levels.map((level) => {
+    const per = new Map(installs.filter((r) => r.level === level).map((r) => [r.start, r.reporters]));
+    return { label: `Installs reporting at level ${level}`, data: weeks.map((w) => per.get(w) ?? null) };
+  });
+  for (const [key, field] of Object.entries(FILTERS)) {
+    if (!state[key]) continue;
+    const per = new Map(values.filter((r) => r.field === field && r.value === state[key]).map((r) => [r.start, r.reporters]));
+    datasets.push({ label: `Installs with ${field} = ${state[key]}`, data: weeks.map((w) => per.get(w) ?? null) });
+  }
+  const fresh = peak(installs.filter((r) => r.new_installs !== null && r.new_installs !== undefined), (r) => r.start,
+    (r) => r.new_installs);
+  const [week, lastValues] = latest(values.filter((r) => inRange.has(r.start)), weeks);
+  const countries = byValueDesc(sum(lastValues.filter((r) => r.field === "country"), (r) => r.value, (r) => r.reporters));
+  return [
+    h("h1", {}, info.title),
+    info.homepage ? h("p", {}, h("a", { href: info.homepage, rel: "noreferrer" }, info.homepage)) : null,
+    filterForm(state, values, { all: true }),
+    h("p", { class: "note", id: "breakdown-note" }, breakdownNote(index.threshold)),
+    weeks.length ? [
+      chartFigure({ id: "chart-installs", title: "Weekly active installs", labels: weeks, datasets }),
+      chartFigure({ id: "chart-new", title: "New installs per week", type: "bar", labels: weeks,
+        datasets: [{ label: "New installs", data: weeks.map((w) => fresh.get(w) ?? null) }] }),
+      h("h2", {}, `Installations in the week of ${week}`),
+      h("div", { class: "grid" },
+        distribution("chart-versions", "Versions", lastValues, "app_version", week, index.threshold),
+        distribution("chart-os", "Operating systems", lastValues, "system.os", week, index.threshold),
+        distribution("chart-python", "Python versions", lastValues, "system.python", week, index.threshold),
+        distribution("chart-arch", "Architectures", lastValues, "system.arch", week, index.threshold)),
+      countries.length
+        ? mapFigure({ id: "chart-countries", title: "Countries", counts: countries })
+        : h("p", { class: "note", id: "chart-countries" }, `No country reached ${index.threshold} installations.`),
+    ] : h("p", {}, `No week has ${index.threshold} installations or more yet.`),
+  ];
+}
+
+function totalsTable(rows, label) {
+  return dataTable([label, "Total", "Most installs in a week"], rows.map(([name, total, most]) => [name, total, most]));
+}
+
+export async function usage(state, index) {
+  const counters = await table(state.app, "counters");
+  const weeks = new Set(weeksIn(counters, state.range));
+  const rows = counters.filter((r) => weeks.has(r.start));
+  const events = rows.filter((r) => r.kind === "event" || r.kind === "plugin_event")
+    .map((r) => ({ ...r, component: splitEvent(r)[0], event: splitEvent(r)[1] }));
+  const components = byValueDesc(sum(events, (r) => r.component, (r) => r.total));
+  const most = peak(events, (r) => r.component, (r) => r.reporters);
+  const parts = [
+    h("h1", {}, "Usage"),
+    filterForm(state, [], { all: false }),
+    h("p", { class: "note" }, breakdownNote(index.threshold)),
+    h("h2", { id: "components-heading" }, "Components"),
+    h("p", { class: "note" }, "Choose a component to see its events."),
+    h("ul", { class: "components", "aria-labelledby": "components-heading" }, components.map(([name]) =>
+      h("li", {}, h("a", { href: link(state, { component: name }), "aria-current": name === state.component ? "true" : null },
+        name)))),
+    components.length ? chartFigure({ id: "chart-components", title: "Events per component", type: "bar",
+      horizontal: true, labels: components.slice(0, 20).map(([c]) => c),
+      datasets: [{ label: "Events counted", data: components.slice(0, 20).map(([, n]) => n) }] })
+      : h("p", { class: "note" }, "No event was counted by enough installations."),
+  ];
+  if (state.component) {
+    const mine = events.filter((r) => r.component === state.component);
+    const totals = byValueDesc(sum(mine, (r) => r.event, (r) => r.total));
+    const reach = peak(mine, (r) => r.event, (r) => r.reporters);
+    parts.push(h("section", { id: "events", "aria-labelledby": "events-heading" },
+      h("h2", { id: "events-heading", tabindex: "-1" }, `Events of ${state.component}`),
+      totals.length ? [
+        chartFigure({ id: "chart-events", title: `Events of ${state.component}`, type: "bar", horizontal: true,
+          labels: totals.map(([e]) => e), datasets: [{ label: "Times counted", data: totals.map(([, n]) => n) }] }),
+        totalsTable(totals.map(([e, n]) => [e, n, reach.get(e)]), "Event"),
+      ] : h("p", {}, "Nothing published for this component in this time range.")));
+  } else {
+    parts.push(totalsTable(components.map(([c, n]) => [c, n, most.get(c)]), "Component"));
+  }
+  parts.push(...commands(rows), ...dataKinds(rows));
+  return parts;
+}
+
+function commands(rows) {
+  const runs = sum(rows.filter((r) => r.kind === "command_runs"), (r) => r.name, (r) => r.total);
+  if (!runs.size) return [];
+  const failed = sum(rows.filter((r) => r.kind === "command_failed"), (r) => r.name, (r) => r.total);
+  const durations = rows.filter((r) => r.kind === "command_duration").map((r) => [...parseName(r.name), r.total]);
+  const buckets = [...new Set(durations.map(([, bucket]) => bucket))].sort();
+  const names = byValueDesc(runs).map(([name]) => name);
+  const cell = (name, bucket) => durations.filter(([n, b]) => n === name && b === bucket).reduce((a, [, , t]) => a + t, 0);
+  const rate = (name) => (failed.has(name) ? `${(100 * (1 - failed.get(name) / runs.get(name))).toFixed(1)}%`
+    : "no failures published");
+  return [
+    h("h2", {}, "Commands"),
+    h("p", { class: "note" }, "Success rate: runs without a non-zero exit code. A number of failures below the "
+      + "threshold is not published, so a missing rate means few or no failures."),
+    dataTable(["Command", "Runs", "Failed", "Success rate"],
+      names.map((name) => [name, runs.get(name), failed.get(name) ?? null, rate(name)])),
+    buckets.length ? chartFigure({ id: "chart-durations", title: "Command durations (runs per bucket)", type: "bar",
+      horizontal: true, stacked: true, labels: names,
+      datasets: buckets.map((bucket) => ({ label: bucket, data: names.map((name) => cell(name, bucket) || null) })) })
+      : null,
+  ];
+}
+
+function dataKinds(rows) {
+  const kinds = byValueDesc(sum(rows.filter((r) => r.kind === "data_kind"), (r) => r.name, (r) => r.total));
+  if (!kinds.length) return [];
+  const sizes = rows.filter((r) => r.kind === "data_size").map((r) => [...parseName(r.name), r.total]);
+  const sizeNames = [...new Set(sizes.map(([, size]) => size))].sort();
+  const labels = kinds.map(([kind]) => kind);
+  const cell = (kind, size) => sizes.filter(([k, s]) => k === kind && s === size).reduce((a, [, , t]) => a + t, 0);
+  return [
+    h("h2", {}, "Data types and sizes"),
+    chartFigure({ id: "chart-data", title: "Data opened, by type and size category", type: "bar", horizontal: true,
+      stacked: true, labels,
+      datasets: sizeNames.length ? sizeNames.map((size) => ({ label: size, data: labels.map((k) => cell(k, size) || null) }))
+        : [{ label: "Times", data: kinds.map(([, n]) => n) }] }),
+  ];
+}
+
+function pluginRows(values, weeks) {
+  return values.filter((r) => r.field.startsWith("plugin.") && weeks.has(r.start))
+    .map((r) => ({ ...r, plugin: r.field.slice("plugin.".length) }));
+}
+
+export async function plugins(state, index, info) {
+  const values = await table(state.app, "values");
+  const all = pluginRows(values, new Set(values.map((r) => r.start)));
+  const weeks = weeksIn(all, state.range);
+  const [week, last] = latest(pluginRows(values, new Set(weeks)), weeks);
+  const totals = byValueDesc(sum(last, (r) => r.plugin, (r) => r.reporters));
+  const listed = new Set([...info.plugins, ...totals.map(([p]) => p)]);
+  return [
+    h("h1", {}, "Plugins"),
+    filterForm(state, [], { all: false }),
+    totals.length ? [
+      chartFigure({ id: "chart-plugins", title: `Installs per plugin, week of ${week}`, type: "bar", horizontal: true,
+        labels: totals.map(([p]) => p), datasets: [{ label: "Installs", data: totals.map(([, n]) => n) }] }),
+      h("h2", {}, "Installs per plugin version"),
+      dataTable(["Plugin", "Version", "Installs"], last.sort((a, b) => a.plugin.localeCompare(b.plugin)
+        || b.reporters - a.reporters).map((r) => [r.plugin, r.value, r.reporters])),
+    ] : h("p", { class: "note" }, `No plugin reached ${index.threshold} installations in this time range.`),
+    h("h2", {}, "A page per plugin, for its maintainers"),
+    h("ul", {}, [...listed].sort().map((p) => h("li", {}, h("a", { href: link(state, { page: "plugin", arg: p }) }, p)))),
+  ];
+}
+
+export async function plugin(state, index) {
+  const name = state.arg;
+  const [values, counters] = await Promise.all([table(state.app, "values"), table(state.app, "counters")]);
+  const rows = values.filter((r) => r.field === `plugin.${name}`);
+  const weeks = weeksIn(rows, state.range);
+  const inRange = new Set(weeks);
+  const perWeek = sum(rows.filter((r) => inRange.has(r.start)), (r) => r.start, (r) => r.reporters);
+  const [week, last] = latest(rows.filter((r) => inRange.has(r.start)), weeks);
+  const events = counters.filter((r) => r.kind === "plugin_event" && r.scope === name && inRange.has(r.start));
+  const totals = byValueDesc(sum(events, (r) => r.name, (r) => r.total));
+  const reach = peak(events, (r) => r.name, (r) => r.reporters);
+  const badge = `badges/${encodeURIComponent(state.app)}/${encodeURIComponent(name)}.svg`;
+  const absolute = new URL(badge, document.baseURI).href;
+  const snippet = `![${name} users](${absolute})`;
+  const copy = (event) => {
+    const area = document.getElementById("badge-markdown");
+    area.select();
+    navigator.clipboard?.writeText(snippet).catch(() => {});
+    event.target.textContent = "Copied";
+  };
+  return [
+    h("h1", {}, `Plugin ${name}`),
+    filterForm(state, [], { all: false }),
+    weeks.length ? [
+      chartFigure({ id: "chart-plugin-installs", title: "Weekly installs with this plugin", labels: weeks,
+        datasets: [{ label: "Installs", data: weeks.map((w) => perWeek.get(w) ?? null) }] }),
+      chartFigure({ id: "chart-plugin-versions", title: `Versions, week of ${week}`, type: "bar", horizontal: true,
+        labels: last.map((r) => r.value), datasets: [{ label: "Installs", data: last.map((r) => r.reporters) }] }),
+    ] : h("p", { class: "note" }, `No week had ${index.threshold} installations of this plugin or more.`),
+    h("h2", {}, "Events"),
+    totals.length ? totalsTable(totals.map(([e, n]) => [e, n, reach.get(e)]), "Event")
+      : h("p", { class: "note" }, "No event of this plugin was counted by enough installations."),
+    h("h2", {}, "Badge"),
+    h("p", {}, h("img", { src: badge, alt: `${name}: weekly users badge` })),
+    h("label", { for: "badge-markdown" }, "Markdown for a README"),
+    h("textarea", { id: "badge-markdown", readonly: true, rows: "2" }, snippet),
+    h("p", {}, h("button", { type: "button", onclick: copy }, "Copy")),
+  ];
+}
+
+function levelFacts(manifest, name) {
+  const level = manifest.levels[name] ?? {};
+  const features = ["activity", "exceptions", "plugins", "data"].filter((feature) => level[feature]);
+  const events = (manifest.events ?? []).filter((event) => event.level === name);
+  const commandsHere = (manifest.commands ?? []).filter((command) => command.level === name);
+  return [
+    level.system?.length ? h("p", {}, "System information (binned): ", level.system.join(", ")) : null,
+    level.dependencies?.length ? h("p", {}, "Versions of: ", level.dependencies.join(", ")) : null,
+    features.length ? h("p", {}, "Also: ", features.join(", ")) : null,
+    events.length ? dataTable(["Event", "Why"], events.map((e) => [e.name, e.purpose ?? ""])) : null,
+    commandsHere.length ? dataTable(["Command", "Parameters", "Why"], commandsHere.map((c) =>
+      [c.name, Object.keys(c.params ?? {}).join(", ") || "none", c.purpose ?? ""])) : null,
+  ];
+}
+
+export async function transparency(state, index, info) {
+  const [manifest, facts, key] = await Promise.all([
+    fetchJSON(`${appPath(state.app)}/manifest.json`),
+    fetchJSON(`transparency/${encodeURIComponent(state.app)}.json`),
+    optionalJSON("api/v1/certificates/key"),
+  ]);
+  return [
+    h("h1", {}, `What ${info.title} collects`),
+    h("p", {}, manifest.app?.consent_text ?? ""),
+    h("h2", {}, "Levels"),
+    h("p", { class: "note" }, "Consenting to a level sends what that level adds and what every level before it adds. "
+      + "Each level is sent to its own host name: block a host name to block that level."),
+    facts.levels.map((level) => h("section", { class: "level", id: `level-${level.name}` },
+      h("h3", {}, `Level ${level.name}`),
+      h("p", {}, level.description),
+      level.host ? h("p", {}, "Sent to host ", h("code", {}, level.host)) : null,
+      levelFacts(manifest, level.name),
+      level.example ? h("details", {}, h("summary", {}, `Example report of level ${level.name}`),
+        h("pre", {}, level.example)) : null)),
+    h("h2", {}, "Publication"),
+    h("p", {}, `Every published number rests on at least ${index.threshold} distinct installations; `
+      + `smaller ones are suppressed (${index.suppression ?? "not published"}).`),
+    h("p", {}, index.noise ? ["Noise: ", h("code", {}, JSON.stringify(index.noise))] : "No noise is added."),
+    h("h2", {}, "Retention"),
+    h("ul", {},
+      h("li", {}, `Raw reports are deleted after ${facts.retention.raw_days} days.`),
+      h("li", {}, `Request logs (never with addresses) are deleted after ${facts.retention.log_days} days.`),
+      h("li", {}, "Published aggregates are kept.")),
+    h("h2", {}, "How to opt out"),
+    h("p", {}, "Telemetry is off until you say yes. To switch it off again, any of:"),
+    h("ul", {}, facts.opt_out.commands.map((c) => h("li", {}, h("code", {}, c))),
+      facts.opt_out.variables.map((v) => h("li", {}, "set ", h("code", {}, v)))),
+    h("h2", {}, "Certificate signing key"),
+    key?.key ? [h("p", {}, `${key.algorithm ?? ""} key ${key.key_id ?? ""} signs usage certificates:`),
+      h("pre", { id: "signing-key" }, key.key)]
+      : h("p", { class: "note" }, "This site publishes no certificate signing key."),
+  ];
+}
+
+export function home(index) {
+  return [
+    h("h1", {}, "Applications"),
+    h("p", { class: "note" }, `Published ${index.published_at ?? "never"}. Every number rests on at least `
+      + `${index.threshold} distinct installations.`),
+    index.apps.length ? h("ul", {}, index.apps.map((app) => h("li", {},
+      h("a", { href: link({}, { app: app.name, page: "overview" }) }, app.title),
+      app.plugins.length ? ` (${app.plugins.length} plugins)` : "")))
+      : h("p", {}, "Nothing has been published yet."),
+  ];
+}
+
+export { fmt };

@@ -1,0 +1,58 @@
+"""What the transparency page says that the published data cannot: example reports, hosts, retention, opt-out.
+
+Everything here comes from an application's registered manifest (as published) and the server's settings, never
+from reports. The example report of each level is built by the client's own consent-screen code
+(:func:`consentry.asking.consent_request`), so the page shows exactly what a consent screen shows, with the
+binned system values of the machine that built the page standing in for a user's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+
+from consentry.asking import consent_request
+from consentry.manifest.parse import parse_manifest
+from consentry.switches import app_variable_prefix
+from consentry_server.config import Settings
+from consentry_server.storage.public import AppInfo
+
+__all__ = ["FORMAT", "transparency_document"]
+
+FORMAT = 1
+
+
+@functools.lru_cache(maxsize=64)
+def _levels(manifest_json: str) -> tuple[dict[str, object], ...]:
+    manifest = parse_manifest(json.loads(manifest_json), source="<published manifest>")
+    with tempfile.TemporaryDirectory(prefix="consentry-example-") as home:
+        request = consent_request(manifest, home=home, environ={})
+    return tuple(
+        {
+            "name": level.name,
+            "description": level.description,
+            "host": level.host,
+            "example": None if level.example is None else level.example.decode(),
+        }
+        for level in request.levels
+    )
+
+
+def transparency_document(app: AppInfo, settings: Settings) -> dict[str, object]:
+    """The document of ``data``-less facts the transparency page of ``app`` shows."""
+    prefix = app_variable_prefix(app.name)
+    return {
+        "format": FORMAT,
+        "app": app.name,
+        "levels": list(_levels(json.dumps(app.manifest))),
+        "retention": {
+            "raw_days": settings.raw_retention_days,
+            "log_days": settings.log_retention_days,
+            "aggregates": "kept",
+        },
+        "opt_out": {
+            "variables": [f"{prefix}_NO_TELEMETRY=1", f"{prefix}_TELEMETRY=0", "DO_NOT_TRACK=1", "CONSENTRY_DISABLE=1"],
+            "commands": [f"consentry disable {app.name}", "consentry disable --all"],
+        },
+    }
