@@ -9,20 +9,26 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-.venv/bin/python -m pip install --quiet -e ./client -e "./server[noise]" -e ./examples --group test
+.venv/bin/python -m pip install --quiet -e "./client[verify]" -e "./server[noise]" -e ./examples --group test
 
-# The storage tests run against a real PostgreSQL server that they start themselves (tests/support/postgres.py),
-# from the distribution's packages: install them when they are missing.
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
-    echo "installing PostgreSQL for the storage tests" >&2
-    as_root=()
+# Two kinds of tests need programs from the distribution, which they start themselves: the storage tests a real
+# PostgreSQL server (tests/support/postgres.py), the dashboard's browser tests Debian's Chromium through
+# Playwright (which cannot download browsers here). Install them when they are missing.
+apt_install() {
+    local as_root=()
     if [ "$(id -u)" -ne 0 ]; then
         as_root=(sudo)
     fi
-    install_postgresql() {
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
-    }
-    install_postgresql || { "${as_root[@]}" apt-get update -qq > /dev/null && install_postgresql; }
+    echo "installing $1 for the tests" >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" > /dev/null \
+        || { "${as_root[@]}" apt-get update -qq > /dev/null \
+             && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" > /dev/null; }
+}
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+    apt_install postgresql
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
 fi
 
 .venv/bin/ruff check .

@@ -50,7 +50,9 @@ def test_client_wheel_declares_no_dependencies_and_ships_types_and_schema(tmp_pa
         names = wheel.namelist()
         scripts = entry_points(wheel)
     assert meta["Name"] == "consentry"
-    assert meta.get_all("Requires-Dist") is None
+    # Nothing is required; the one extra, `verify`, adds what `consentry verify` checks signatures with.
+    assert meta.get_all("Requires-Dist") == ["cryptography>=42; extra == 'verify'"]
+    assert meta.get_all("Provides-Extra") == ["verify"]
     assert meta["Requires-Python"] == ">=3.10"
     assert "consentry/py.typed" in names
     assert "consentry/wire/report-v1.schema.json" in names
@@ -70,7 +72,7 @@ def test_server_wheel_depends_on_the_client_and_its_chosen_libraries(tmp_path: P
         requirements.setdefault(extra, set()).add(spec.split(">")[0].split("=")[0].strip())
     # Each dependency is chosen and explained in server/pyproject.toml; a new one must be added here on purpose.
     assert requirements == {
-        "": {"consentry", "starlette", "uvicorn", "iptocc", "psycopg[binary]", "psycopg-pool"},
+        "": {"consentry", "starlette", "uvicorn", "iptocc", "psycopg[binary]", "psycopg-pool", "cryptography"},
         "noise": {"opendp"},
     }
     assert meta.get_all("Provides-Extra") == ["noise"]

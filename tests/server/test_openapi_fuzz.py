@@ -40,6 +40,7 @@ OPERATIONS = {
     ("POST", "/v1/deletions"),
     ("GET", "/api/v1/meta"),
     ("GET", "/api/v1/apps"),
+    ("GET", "/api/v1/certificates/key"),
     ("GET", "/api/v1/apps/{app}/installs"),
     ("GET", "/api/v1/apps/{app}/counters"),
     ("GET", "/api/v1/apps/{app}/values"),

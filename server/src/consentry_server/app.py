@@ -18,6 +18,7 @@ from consentry_server import badges, open_data
 from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.addresses import parse_networks
 from consentry_server.admin_api import admin_routes
+from consentry_server.certificates import certificate_routes
 from consentry_server.config import Settings
 from consentry_server.deletion import deletion_routes
 from consentry_server.ingest import DropCounter, Ingest
@@ -111,12 +112,13 @@ def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
 
 
 def _public_side(public: PublicStore, settings: Settings) -> list[Route]:
-    """The routes that read only the public store: API, open data, badges, pages."""
+    """The routes that read only the public store (and the certificates' public key): API, data, badges, pages."""
     return [
         *public_routes(public),
+        *certificate_routes(settings),
         *open_data.routes(public),
         *badges.routes(public),
-        *page_routes(public, settings.site_title),
+        *page_routes(public, settings),
     ]
 
 

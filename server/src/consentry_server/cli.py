@@ -16,6 +16,7 @@ from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish
 from consentry_server.retention import apply_retention
+from consentry_server.site import write_site
 from consentry_server.storage import PublicStore, open_storage
 
 __all__ = ["build_parser", "main", "serve"]
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(publish_parser)
     publish_parser.add_argument("--reporter-threshold", type=int, metavar="K", help="smallest published count")
+    publish_parser.add_argument(
+        "--site",
+        metavar="DIR",
+        help="also write the dashboard, open data and badges as a static site into DIR, for any static host",
+    )
 
     retention = sub.add_parser(
         "retention",
@@ -115,6 +121,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="last day")
     export.add_argument("--output", metavar="FILE", help="write here instead of standard output")
 
+    certify = sub.add_parser(
+        "certify",
+        help="write a signed usage certificate of an application or plugin over a period",
+        description="Write a usage certificate of APP (or of its plugin P) over a complete PERIOD, signed with the "
+        "server's Ed25519 key (the signing_key setting; created on first use, mode 0600): weekly active installs "
+        "(mean and peak over the ISO weeks whose Thursday falls in the period), monthly active installs, new "
+        "installs, the reporter threshold and the noise applied. The figures are read from the published "
+        "aggregates only, so none rests on fewer than k installs; one that was not published is null. Anyone can "
+        "check the certificate offline with `consentry verify FILE --key KEY` against the key this server "
+        "publishes at /api/v1/certificates/key (also printed by --show-key). See docs/certificates.md.",
+    )
+    _common(certify)
+    certify.add_argument("--app", metavar="APP", help="the application")
+    certify.add_argument("--plugin", metavar="P", help="certify the installs of APP that report plugin P")
+    certify.add_argument(
+        "--period", metavar="PERIOD", help="2026 (year), 2026-Q3 (quarter), 2026-09 (month) or 2026-W37 (ISO week)"
+    )
+    certify.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    certify.add_argument(
+        "--show-key", action="store_true", help="print the public key document (JSON) to publish, and exit"
+    )
+
     demo = sub.add_parser(
         "demo",
         help="serve a demo with simulated installs of the example applications",
@@ -124,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", default="consentry-demo-data", help="folder for the demo's data (recreated)")
     demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
-    demo.add_argument("--installs", type=int, default=120, help="simulated installations (default 120)")
-    demo.add_argument("--days", type=int, default=28, help="days of simulated use, ending yesterday (default 28)")
+    demo.add_argument("--installs", type=int, default=300, help="simulated installations (default 300)")
+    demo.add_argument("--days", type=int, default=42, help="days of simulated use, ending yesterday (default 42)")
     demo.add_argument("--seed", type=int, default=8, help="random seed, for a reproducible demo")
     demo.add_argument("--no-serve", action="store_true", help="fill, publish and exit instead of serving")
     return parser
@@ -235,6 +263,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         f"published {len(publication.installs)} install rows, {len(publication.counters)} counter rows and "
         f"{len(publication.values)} distribution rows (k = {publication.threshold}) to {settings.public_path}\n"
     )
+    if args.site:
+        files = write_site(PublicStore(settings.public_path), settings, Path(args.site))
+        sys.stdout.write(f"wrote the static site ({len(files)} files) to {args.site}\n")
     return 0
 
 
@@ -272,7 +303,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from consentry_server import certificates  # noqa: PLC0415 - cryptography is loaded only to sign
+
+    settings = _settings(args)
+    try:
+        if args.show_key:
+            certificates.load_signing_key(settings.signing_key_path)
+            document: object = certificates.public_key_document(settings)
+        elif not args.app or not args.period:
+            sys.stderr.write("consentry-server: error: certify needs --app and --period (or --show-key)\n")
+            return 2
+        else:
+            period = certificates.parse_period(args.period)
+            document = certificates.issue_certificate(settings, app=args.app, plugin=args.plugin, period=period)
+    except certificates.CertificateError as error:
+        sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 1
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if args.output and not args.show_key:
+        Path(args.output).write_text(text, encoding="utf-8")
+        sys.stderr.write(f"wrote the certificate of {args.app} for {args.period} to {args.output}\n")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per subcommand
     """Run ``consentry-server``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
@@ -289,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_aggregate(args)
         if args.command == "publish":
             return _cmd_publish(args)
+        if args.command == "certify":
+            return _cmd_certify(args)
         from consentry_server.demo import run_demo  # noqa: PLC0415 - the demo pulls in the examples
 
         return run_demo(

@@ -48,6 +48,9 @@ class Settings:
     per reporter id. ``noise_epsilon``: when set, published counts get calibrated noise (needs the ``noise``
     extra), with this epsilon per published number. ``storing_process``: decode, validate and store reports in
     a process of their own beside the serving one (so the two use two cores), instead of a thread of it.
+    ``signing_key``: the file of the Ed25519 private key that signs usage certificates (default:
+    ``signing-key.pem`` beside a SQLite database, else in ``consentry-data``), created on first use, readable by
+    its owner only, never published.
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"
@@ -72,6 +75,7 @@ class Settings:
     reporter_burst: int = 60
     noise_epsilon: float | None = None
     storing_process: bool = True
+    signing_key: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
@@ -124,6 +128,13 @@ class Settings:
             return Path(self.public_database)
         base = self.sqlite_path.parent if self.sqlite_path else Path("consentry-data")
         return base / "public.sqlite3"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The private key file that signs usage certificates."""
+        if self.signing_key:
+            return Path(self.signing_key)
+        return (self.sqlite_path.parent if self.sqlite_path else Path("consentry-data")) / "signing-key.pem"
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied (``None`` values are ignored)."""

@@ -57,10 +57,20 @@ def _table(filter_name: str, description: str) -> dict[str, object]:
                 _APP,
                 _PERIOD,
                 {"name": filter_name, "in": "query", "required": False, "schema": {"type": "string"}},
+                *(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "description": f"{text} (the first day of a period); period=day: at most 92 days at a time",
+                        "schema": {"type": "string", "format": "date"},
+                    }
+                    for name, text in (("since", "first"), ("until", "last"))
+                ),
             ],
             "responses": {
                 "200": _json("Published rows; none rests on fewer than the threshold of reporters."),
-                "400": _error("A bad period or filter."),
+                "400": _error("A bad period, filter or range."),
                 "404": _error("Nothing is published for this application."),
             },
         }
@@ -157,6 +167,16 @@ def openapi() -> dict[str, object]:
                     "summary": "Published applications.",
                     "tags": ["public"],
                     "responses": {"200": _json("Name, title and homepage of each.", {"type": "array"})},
+                }
+            },
+            "/api/v1/certificates/key": {
+                "get": {
+                    "summary": "The public key usage certificates are verified against.",
+                    "tags": ["public"],
+                    "responses": {
+                        "200": _json("algorithm, key (base64) and key_id."),
+                        "404": _error("No signing key yet."),
+                    },
                 }
             },
             "/api/v1/apps/{app}/installs": _table("level", "Distinct reporters (installs) per period and level."),

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from consentry.cli import commands
+from consentry.cli import commands, verify
 from consentry.cli.exit_codes import ExitCode
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -27,7 +27,8 @@ CONSENTRY_DISABLE=1, DO_NOT_TRACK=1 and <APP>_NO_TELEMETRY=1 also switch it off.
 
 EPILOG = """\
 exit codes: 0 ok, 1 internal error, 2 usage error, 3 unknown application, 4 bad manifest,
-5 switched off by a kill switch, 6 not sent (will retry), 7 refused by the server.
+5 switched off by a kill switch, 6 not sent (will retry), 7 refused by the server,
+8 certificate not authentic (changed or signed by another key), 9 certificate or key unreadable.
 Files live under $CONSENTRY_HOME (default: your configuration folder, see `consentry status`).
 """
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _answer_commands(sub)
     _report_commands(sub)
     _data_commands(sub)
+    verify.add_parser(sub)
     return parser
 
 

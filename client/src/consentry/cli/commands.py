@@ -439,6 +439,13 @@ def cmd_purge(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_verify(args: argparse.Namespace) -> ExitCode:
+    """Check a usage certificate (in a module of its own: it is the one command that needs no application)."""
+    from consentry.cli.verify import verify_command  # noqa: PLC0415 - imported only by this command
+
+    return verify_command(args)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
     "status": cmd_status,
     "enable": cmd_set_mode,
@@ -455,6 +462,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
     "plugins": cmd_plugins,
     "forget": cmd_forget,
     "purge": cmd_purge,
+    "verify": cmd_verify,
 }
 
 

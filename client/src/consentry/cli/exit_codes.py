@@ -18,3 +18,5 @@ class ExitCode(enum.IntEnum):
     SWITCHED_OFF = 5
     NOT_SENT = 6
     REFUSED = 7
+    NOT_AUTHENTIC = 8
+    UNREADABLE = 9
