@@ -73,13 +73,21 @@ class ConsentRequest:
         return self.session.set_consent(mode, level, valid_for=valid_for).consent
 
 
-def _example_record(manifest: Manifest, day: datetime.date) -> DayRecord:
+def _example_record(
+    manifest: Manifest, day: datetime.date, machine: Mapping[str, Mapping[str, str]] | None
+) -> DayRecord:
     fields = [name for level in manifest.levels for name in level.system]
     dependencies = [name for level in manifest.levels for name in level.dependencies]
+    if machine is None:
+        system = collect_system(fields, distribution=manifest.distribution, supplied={"interface": "terminal"})
+        versions = dependency_versions(dependencies)
+    else:
+        system = {name: value for name, value in machine.get("system", {}).items() if name in fields}
+        versions = {name: value for name, value in machine.get("dependencies", {}).items() if name in dependencies}
     meta = DayMeta(
         app_version="1.0.0",
-        system=collect_system(fields, distribution=manifest.distribution, supplied={"interface": "terminal"}),
-        dependencies=dependency_versions(dependencies),
+        system=system,
+        dependencies=versions,
         plugins={"other": "other"} if manifest.feature_level("plugins") else {},
     )
     counters: dict[tuple[str, str], int] = {("event", name): 1 for name in manifest.events}
@@ -99,13 +107,19 @@ def consent_request(
     home: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    example_machine: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ConsentRequest:
-    """Everything a consent screen needs for ``manifest``; reads the stored answer, writes nothing."""
+    """Everything a consent screen needs for ``manifest``; reads the stored answer, writes nothing.
+
+    The example reports carry this machine's binned system values and dependency versions, as the real ones
+    would; ``example_machine`` (``{"system": {...}, "dependencies": {...}}``) stands in for them where the
+    examples are shown to others (a server's transparency page).
+    """
     session = AppSession.open(manifest, home=home, environ=environ, clock=clock)
     decision = session.decision
     today = session.clock.today()
     reporter = reporter_id(secrets.token_bytes(32), manifest.name, today)  # a throwaway id, never stored
-    record = _example_record(manifest, today)
+    record = _example_record(manifest, today, example_machine)
     examples = {}
     top = manifest.levels[-1].name
     if top != NONE_LEVEL:

@@ -3,7 +3,7 @@
 Everything here comes from an application's registered manifest (as published) and the server's settings, never
 from reports. The example report of each level is built by the client's own consent-screen code
 (:func:`consentry.asking.consent_request`), so the page shows exactly what a consent screen shows, with the
-binned system values of the machine that built the page standing in for a user's.
+binned values of :data:`EXAMPLE_MACHINE` standing in for a user's machine (never those of the server).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import tempfile
 
 from consentry.asking import consent_request
+from consentry.manifest import Manifest
 from consentry.manifest.parse import parse_manifest
 from consentry.switches import app_variable_prefix
 from consentry_server.config import Settings
@@ -21,13 +22,23 @@ from consentry_server.storage.public import AppInfo
 __all__ = ["FORMAT", "transparency_document"]
 
 FORMAT = 1
+#: A typical machine, in the client's bins: what the example reports show where a user's values would be.
+EXAMPLE_MACHINE = {
+    "system": {
+        "os": "linux", "os_version": "ubuntu-24", "arch": "x86_64", "python": "3.12", "python_impl": "cpython",
+        "cpus": "5-8", "memory": "16-32GB", "gpu": "nvidia", "screens": "1", "screen_size": "1920-2559",
+        "screen_scale": "1", "installer": "pip", "interface": "gui",
+    },
+    "dependencies": {},
+}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
 def _levels(manifest_json: str) -> tuple[dict[str, object], ...]:
     manifest = parse_manifest(json.loads(manifest_json), source="<published manifest>")
     with tempfile.TemporaryDirectory(prefix="consentry-example-") as home:
-        request = consent_request(manifest, home=home, environ={})
+        machine = {**EXAMPLE_MACHINE, "dependencies": dict.fromkeys(_dependencies(manifest), "1.0.0")}
+        request = consent_request(manifest, home=home, environ={}, example_machine=machine)
     return tuple(
         {
             "name": level.name,
@@ -37,6 +48,10 @@ def _levels(manifest_json: str) -> tuple[dict[str, object], ...]:
         }
         for level in request.levels
     )
+
+
+def _dependencies(manifest: Manifest) -> list[str]:
+    return [name for level in manifest.levels for name in level.dependencies]
 
 
 def transparency_document(app: AppInfo, settings: Settings) -> dict[str, object]:
