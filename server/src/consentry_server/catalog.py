@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from consentry.manifest import Manifest, PluginManifest
+from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_manifest, parse_plugin_manifest
 
 __all__ = ["Catalog"]
 
@@ -21,6 +22,29 @@ class Catalog:
     latest: Manifest
     versions: Mapping[str, Manifest] = field(default_factory=dict)
     plugins: Mapping[str, PluginManifest] = field(default_factory=dict)
+
+    @classmethod
+    def from_documents(cls, app: str, rows: Iterable[tuple[str, str]]) -> Catalog | None:
+        """The catalog of ``app`` from its stored manifests, oldest first: ``(plugin name or "", JSON document)``.
+
+        ``None`` if no application manifest of ``app`` can be read. A manifest this version cannot read is
+        skipped, not fatal.
+        """
+        versions: dict[str, Manifest] = {}
+        plugins: dict[str, PluginManifest] = {}
+        latest = None
+        for plugin, document in rows:
+            try:
+                if plugin:
+                    plugins[plugin] = parse_plugin_manifest(json.loads(document), source=f"registered {plugin}")
+                else:
+                    latest = parse_manifest(json.loads(document), source=f"registered {app}")
+                    versions[latest.consent_version] = latest
+            except (ManifestError, ValueError):
+                continue
+        if latest is None:
+            return None
+        return cls(latest, versions, plugins)
 
     @property
     def app(self) -> str:

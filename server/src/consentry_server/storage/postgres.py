@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from consentry.manifest import Manifest, ManifestError, PluginManifest, parse_manifest, parse_plugin_manifest
+from consentry.manifest import Manifest, PluginManifest
 from consentry_server.catalog import Catalog
 from consentry_server.storage.base import (
     CONTRIBUTION_CAP,
@@ -416,21 +416,7 @@ class PostgreSQLStorage:
                 "WHERE a.name = %s ORDER BY m.id",
                 (app,),
             ).fetchall()
-        versions: dict[str, Manifest] = {}
-        plugins: dict[str, PluginManifest] = {}
-        latest = None
-        for plugin, document in rows:
-            try:
-                if plugin:
-                    plugins[plugin] = parse_plugin_manifest(json.loads(document), source=f"registered {plugin}")
-                else:
-                    latest = parse_manifest(json.loads(document), source=f"registered {app}")
-                    versions[latest.consent_version] = latest
-            except (ManifestError, ValueError):
-                continue  # a manifest this version cannot read is skipped, not fatal
-        if latest is None:
-            return None
-        return Catalog(latest, versions, plugins)
+        return Catalog.from_documents(app, rows)
 
     # ---- reports ------------------------------------------------------------------------------------------
     def store_batch(self, arrivals: Sequence[Arrival]) -> list[StoreOutcome | Exception]:
