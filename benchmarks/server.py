@@ -354,7 +354,7 @@ def postgres_part(
         print(f"4. PostgreSQL with two server processes: skipped: {reason}")
         summary.append(Target("4. PostgreSQL, 2 processes", "skipped", "(measured)", reason or ""))
         return
-    cluster = pgcluster.Cluster(bindir)
+    cluster = pgcluster.PostgresServer(bindir, pgcluster.SETTINGS)
     try:
         say("starting a throwaway PostgreSQL cluster")
         url = cluster.start()
