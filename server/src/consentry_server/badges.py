@@ -12,7 +12,6 @@ Served at ``/badges/{app}.svg`` and ``/badges/{app}/{plugin}.svg``, and written 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import html
 from collections import defaultdict
 from pathlib import Path
@@ -21,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from consentry_server.storage.public import PublicStore, safe_name
+from consentry_server.http_cache import cacheable
+from consentry_server.storage.public import PublicationCache, PublicStore, safe_name
 
 __all__ = ["badge_svg", "compact_number", "routes", "weekly_users", "write_files"]
 
@@ -92,26 +92,23 @@ def render(store: PublicStore, app: str, plugin: str | None = None) -> str | Non
 
 def routes(store: PublicStore) -> list[Route]:
     """``GET /badges/{app}.svg`` and ``GET /badges/{app}/{plugin}.svg``."""
+    badges: PublicationCache[str | None] = PublicationCache(store)
 
-    def answer(request: Request, svg: str | None) -> Response:
+    def answer(request: Request, app: str, plugin: str | None) -> Response:
+        """The badge of ``app`` (or its ``plugin``), rendered once per publication."""
+        svg = badges.get(f"{app}/{plugin or ''}", lambda: render(store, app, plugin))
         if svg is None:
             return Response("no such published application or plugin\n", status_code=404, media_type="text/plain")
-        content = svg.encode()
-        etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-        headers = {"Cache-Control": CACHE, "ETag": etag}
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return Response(content, media_type="image/svg+xml", headers=headers)
+        return cacheable(request, svg.encode(), media_type="image/svg+xml", cache_control=CACHE)
 
+    # A name without ".svg" is looked up as "/", which no published application or plugin is named.
     async def app_badge(request: Request) -> Response:
         name = request.path_params["name"]
-        svg = render(store, name.removesuffix(".svg")) if name.endswith(".svg") else None
-        return answer(request, svg)
+        return answer(request, name.removesuffix(".svg") if name.endswith(".svg") else "/", None)
 
     async def plugin_badge(request: Request) -> Response:
         name = request.path_params["name"]
-        svg = render(store, request.path_params["app"], name.removesuffix(".svg")) if name.endswith(".svg") else None
-        return answer(request, svg)
+        return answer(request, request.path_params["app"], name.removesuffix(".svg") if name.endswith(".svg") else "/")
 
     return [Route("/badges/{name}", app_badge), Route("/badges/{app}/{name}", plugin_badge)]
 

@@ -16,7 +16,6 @@ is rendered once per publication and kept until the next one, so serving it cost
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import re
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from consentry_server.http_cache import cacheable
 from consentry_server.storage.public import PUBLIC_TABLES, PublicationCache, PublicStore, safe_name
 from consentry_server.validate import bounded_text
 
@@ -125,10 +125,6 @@ class OpenData:
         )
 
 
-def _etag(content: bytes) -> str:
-    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-
-
 def routes(store: PublicStore) -> list[Route]:
     """``GET /data/v1/index.json``, ``/data/v1/{app}/manifest.json``, ``/data/v1/{app}/{table}-{period}.{json,csv}``."""
     data = OpenData(store)
@@ -142,14 +138,10 @@ def routes(store: PublicStore) -> list[Route]:
                 if not store.meta():
                     message = "nothing has been published yet"
                 return JSONResponse({"error": {"code": "not_found", "field": "", "message": message}}, status_code=404)
-            etag = _etag(content)
-            headers = {"Cache-Control": CACHE, "ETag": etag}
-            if etag in request.headers.get("if-none-match", ""):
-                return Response(status_code=304, headers=headers)
             suffix = path.rsplit(".", 1)[-1]
-            if suffix == "csv":
-                headers["Content-Disposition"] = f'attachment; filename="{path.replace("/", "-")}"'
-            return Response(content, media_type=_MEDIA[suffix], headers=headers)
+            download = {"Content-Disposition": f'attachment; filename="{path.replace("/", "-")}"'}
+            headers = download if suffix == "csv" else None
+            return cacheable(request, content, media_type=_MEDIA[suffix], cache_control=CACHE, headers=headers)
 
         return endpoint
 

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from consentry_server.config import Settings
-from consentry_server.storage.public import PublicStore
+from consentry_server.storage.public import PublicationCache, PublicStore
 from consentry_server.transparency import transparency_document
 
 __all__ = ["DASHBOARD", "STATIC", "page_routes", "render_shell", "static_files", "transparency_json"]
@@ -54,9 +54,11 @@ def transparency_json(store: PublicStore, settings: Settings, app: str) -> bytes
 def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
     """``GET /``, ``/static/...`` and ``/transparency/{app}.json``."""
     files = {path.as_posix() for path in static_files()}
+    page = render_shell(settings.site_title)
+    documents: PublicationCache[bytes | None] = PublicationCache(store)
 
     async def shell(_: Request) -> HTMLResponse:
-        return HTMLResponse(render_shell(settings.site_title), headers={"Cache-Control": SHELL_CACHE})
+        return HTMLResponse(page, headers={"Cache-Control": SHELL_CACHE})
 
     async def static(request: Request) -> Response:
         path = request.path_params["path"]
@@ -67,7 +69,10 @@ def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
 
     async def transparency(request: Request) -> Response:
         name = request.path_params["name"]
-        content = transparency_json(store, settings, name.removesuffix(".json")) if name.endswith(".json") else None
+        app = name.removesuffix(".json")
+        content = (
+            documents.get(app, lambda: transparency_json(store, settings, app)) if name.endswith(".json") else None
+        )
         if content is None:
             return JSONResponse({"error": {"code": "not_found", "field": "", "message": "no such app"}}, 404)
         return Response(content, media_type="application/json", headers={"Cache-Control": TRANSPARENCY_CACHE})
