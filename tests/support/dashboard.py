@@ -7,7 +7,6 @@ One install is alone of its kind: the only one with :data:`RARE_VERSION`, in New
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import math
@@ -18,9 +17,8 @@ from pathlib import Path
 import consentry
 from consentry import FixedClock, HttpTransport, Manifest
 from consentry.session import AppSession
-from consentry.transport import Request, Response
 from consentry_examples import Example, all_examples
-from consentry_server.demo import rewrite_endpoints
+from consentry_server.demo import BehindProxy, rewrite_endpoints
 from support.processes import ADMIN_TOKEN
 
 __all__ = ["CONFIG", "RARE_EVENT", "RARE_VERSION", "THRESHOLD", "fill"]
@@ -38,16 +36,9 @@ source_burst = 1000000
 """
 
 
-class ForwardedFor:
-    """The real HTTP transport behind a proxy that says which address the request came from."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.inner = HttpTransport(user_agent="consentry-dashboard-test")
-
-    def send(self, request: Request) -> Response:
-        headers = {**request.headers, "X-Forwarded-For": self.address}
-        return self.inner.send(dataclasses.replace(request, headers=headers))
+def forwarded_for(address: str) -> BehindProxy:
+    """The real HTTP transport behind a proxy that says the request came from ``address``."""
+    return BehindProxy(HttpTransport(user_agent="consentry-dashboard-test"), address)
 
 
 class _Array:
@@ -99,7 +90,7 @@ def fill(url: str, clients: Path, *, napari_installs: int = 13, stripepy_install
             rare = example is napari and index == 0
             manifest = manifests[example.manifest.name]
             home = clients / f"{manifest.name}-{index}"
-            transport = ForwardedFor(RARE_ADDRESS if rare else ADDRESSES[index % len(ADDRESSES)])
+            transport = forwarded_for(RARE_ADDRESS if rare else ADDRESSES[index % len(ADDRESSES)])
             if offset == 0:
                 consentry.set_consent(manifest, "on", manifest.levels[-1].name, home=home, environ={})
                 for plugin in example.plugins:
@@ -121,11 +112,11 @@ def fill(url: str, clients: Path, *, napari_installs: int = 13, stripepy_install
     for example, index in installs:
         manifest = manifests[example.manifest.name]
         address = RARE_ADDRESS if example is napari and index == 0 else ADDRESSES[index % len(ADDRESSES)]
-        sent += _upload(manifest, clients / f"{manifest.name}-{index}", environ, now, ForwardedFor(address))
+        sent += _upload(manifest, clients / f"{manifest.name}-{index}", environ, now, forwarded_for(address))
     return sent
 
 
-def _upload(manifest: Manifest, home: Path, environ: dict[str, str], clock: FixedClock, transport: ForwardedFor) -> int:
+def _upload(manifest: Manifest, home: Path, environ: dict[str, str], clock: FixedClock, transport: BehindProxy) -> int:
     session = AppSession.open(manifest, home=home, environ=environ, clock=clock)
     session.prepare_reports()
     result = session.upload(transport, force=True)

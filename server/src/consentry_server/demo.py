@@ -29,7 +29,7 @@ from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish
 from consentry_server.storage import PublicStore, open_storage
 
-__all__ = ["rewrite_endpoints", "run_demo", "simulate"]
+__all__ = ["BehindProxy", "rewrite_endpoints", "run_demo", "simulate"]
 
 _OS = (
     ("linux", ("ubuntu-24", "ubuntu-22", "debian-12", "fedora-41", "rocky-9"), 0.45),
@@ -48,14 +48,18 @@ _NETWORKS = (
 )  # fmt: skip
 
 
-class _BehindProxy:
-    """The client's HTTP transport, with the address of a simulated install in ``X-Forwarded-For``."""
+class BehindProxy:
+    """The client's HTTP transport, with the address of a simulated install in ``X-Forwarded-For``.
 
-    def __init__(self, transport: HttpTransport) -> None:
+    What a reverse proxy in front of the server would add; ``address`` may change between requests.
+    """
+
+    def __init__(self, transport: HttpTransport, address: str = "") -> None:
         self.transport = transport
-        self.address = ""
+        self.address = address
 
     def send(self, request: Request) -> Response:
+        """Send ``request`` with the simulated address in ``X-Forwarded-For``."""
         headers = {**request.headers, "X-Forwarded-For": self.address}
         return self.transport.send(dataclasses.replace(request, headers=headers))
 
@@ -140,7 +144,7 @@ def simulate(
         install = _Install(home, manifest, installed, _machine(rng), start, rng.uniform(0.25, 0.85), _address(rng))
         population.append((example, install))
 
-    transport = _BehindProxy(HttpTransport(user_agent="consentry-demo"))
+    transport = BehindProxy(HttpTransport(user_agent="consentry-demo"))
     environ = {"CONSENTRY_POLICY_FILE": str(clients / "no-policy.json")}
     bar = ProgressBar("simulating days of use")
     sent = 0
@@ -177,7 +181,7 @@ def simulate(
     return sent
 
 
-def _upload(install: _Install, clock: FixedClock, transport: _BehindProxy, environ: dict[str, str]) -> int:
+def _upload(install: _Install, clock: FixedClock, transport: BehindProxy, environ: dict[str, str]) -> int:
     transport.address = install.address
     session = AppSession.open(install.manifest, home=install.home, environ=environ, clock=clock)
     session.prepare_reports()
