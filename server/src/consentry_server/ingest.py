@@ -101,20 +101,50 @@ class Ingest:
         return JSONResponse({"status": outcome.status, "days": outcome.days})
 
     async def _ingest(self, request: Request, received: list[int]) -> StoreOutcome:
-        peer = request.client.host if request.client else None
-        address = client_address(peer, request.headers, self.trusted, self.settings.forwarded_header.lower())
-        _limited(self.limiter.check_source(address), "", "too many requests from this source")
+        country = self.admit_source(request)
         check_content_type(request.headers.get("content-type"))
         body = await read_body(request, self.settings.max_body_bytes)
         received.append(len(body))
+        return await self.store(
+            request.path_params["level"],
+            body,
+            country=country,
+            content_type=request.headers.get("content-type"),
+            encoding=request.headers.get("content-encoding"),
+        )
+
+    def admit_source(self, request: Request) -> str | None:
+        """Take a token of the source's rate limit (429 when there is none); return its country, if looked up.
+
+        The source address is forgotten here: nothing after this call sees it. Every ingest route (native,
+        OTLP, the seed formats) calls this first.
+        """
+        peer = request.client.host if request.client else None
+        address = client_address(peer, request.headers, self.trusted, self.settings.forwarded_header.lower())
+        _limited(self.limiter.check_source(address), "", "too many requests from this source")
         country = country_of(address) if self.settings.country_lookup else None
         del address  # forgotten: nothing below sees it
+        return country
+
+    async def store(
+        self,
+        level: str,
+        body: bytes,
+        *,
+        country: str | None,
+        content_type: str | None = "application/json",
+        encoding: str | None = None,
+    ) -> StoreOutcome:
+        """Hand one native report body to the storer: validated against the manifest, then committed.
+
+        Raises :class:`Rejection` for a refused report, and 503 when the storer is busy or cannot store.
+        """
         try:
             return await self.storer.store(
-                request.path_params["level"],
+                level,
                 body,
-                content_type=request.headers.get("content-type"),
-                encoding=request.headers.get("content-encoding"),
+                content_type=content_type,
+                encoding=encoding,
                 received=datetime.datetime.now(datetime.timezone.utc),
                 country=country,
             )
