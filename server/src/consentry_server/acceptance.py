@@ -22,7 +22,7 @@ from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
 from consentry_server.validate import Rejection, validate_report
 
-__all__ = ["Acceptor", "check_content_type", "decompress", "rate_limiter"]
+__all__ = ["Acceptor", "check_content_type", "decompress", "rate_limiter", "utc_today"]
 
 
 def check_content_type(value: str | None) -> None:
@@ -67,7 +67,8 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
-def _utc_today() -> datetime.date:
+def utc_today() -> datetime.date:
+    """The server's date (UTC): what a report's days are checked against."""
     return datetime.datetime.now(datetime.timezone.utc).date()
 
 
@@ -78,7 +79,7 @@ class Acceptor:
     settings: Settings
     registry: Registry
     limiter: RateLimiter
-    today: Callable[[], datetime.date] = field(default=_utc_today)
+    today: Callable[[], datetime.date] = field(default=utc_today)
 
     def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
         """Decode and validate one request body; return the report to store, or raise :class:`Rejection`."""

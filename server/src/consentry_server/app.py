@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentry_server import badges, open_data
+from consentry_server import badges, open_data, otlp, seed_formats
 from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.addresses import parse_networks
 from consentry_server.admin_api import admin_routes
@@ -178,6 +178,8 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
 
     routes = [
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
+        *seed_formats.routes(ingest, registry, drops, settings),
+        *otlp.routes(ingest, registry, drops, settings),
         *deletion_routes(storage, drops),
         Route("/healthz", _health),
         Route("/openapi.json", _openapi),

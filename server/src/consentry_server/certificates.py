@@ -46,6 +46,7 @@ from consentry.certificates import (
     parse_public_key,
 )
 from consentry_server.config import Settings
+from consentry_server.secret_files import create_once
 from consentry_server.storage.public import PublicStore
 
 __all__ = [
@@ -179,23 +180,14 @@ def _write_public_file(path: Path, public: bytes) -> None:
 
 
 def _create_private_key(path: Path) -> Ed25519PrivateKey:
-    """A new key in ``path`` (mode 0600); if another process created one meanwhile, that one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A new key in ``path`` (mode 0600); if another process created one meanwhile, that one.
+
+    Never replaces a key that exists: certificates signed with it stay valid.
+    """
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temporary, path)  # never replaces a key that exists: certificates signed with it stay valid
-        except FileExistsError:
-            return _read_private_key(path)
-    finally:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
+    if not create_once(path, pem):
+        return _read_private_key(path)
     _write_public_file(path, _public_bytes(key))
     return key
 

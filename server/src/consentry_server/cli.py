@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from consentry.manifest import Manifest, ManifestError, load_any_manifest
 from consentry_server._version import __version__
 from consentry_server.config import ConfigError, Settings, load_settings
@@ -53,12 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = sub.add_parser(
         "serve",
         help="serve ingest, the public API and pages",
-        description="Serve report ingest (POST /v1/reports/LEVEL), the public JSON API (/api/v1/...), the public "
+        description="Serve report ingest (POST /v1/reports/LEVEL; OpenTelemetry's OTLP/HTTP at POST /v1/traces and "
+        "/v1/metrics), the public JSON API (/api/v1/...), the public "
         "pages (/) and the admin API (/admin/v1/..., with a token) over HTTP. Put a TLS-terminating proxy in front.",
     )
     _common(serve_parser)
     serve_parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve_parser.add_argument("--port", type=int, help="port to listen on (default 8000; 0 picks a free one)")
+    serve_parser.add_argument(
+        "--otlp-port",
+        type=int,
+        metavar="PORT",
+        help="also listen on PORT (OTLP/HTTP's is 4318), answering only POST /v1/traces and /v1/metrics there",
+    )
     serve_parser.add_argument(
         "--public-only",
         action="store_true",
@@ -175,6 +184,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "public_database": public_db,
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "otlp_port": getattr(args, "otlp_port", None),
         "reporter_threshold": getattr(args, "reporter_threshold", None),
     }
     return settings.replace(**changes)
@@ -201,16 +211,23 @@ def serve(settings: Settings, sock: socket.socket | None = None, *, public_only:
 
     from consentry_server.app import create_app, create_public_app  # noqa: PLC0415
 
-    application = create_public_app(settings) if public_only else create_app(settings)
-    sock = sock or bind(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
+    application: ASGIApp = create_public_app(settings) if public_only else create_app(settings)
+    sockets = [sock or bind(settings.host, settings.port)]
+    host, port = sockets[0].getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     sys.stdout.write(f"Consentry server listening on http://{shown}:{port}\n")
+    if settings.otlp_port is not None and not public_only:  # the public side has no ingest
+        from consentry_server.otlp import only_otlp_on  # noqa: PLC0415
+
+        sockets.append(bind(settings.host, settings.otlp_port))
+        otlp_port = sockets[1].getsockname()[1]
+        application = only_otlp_on(application, otlp_port)
+        sys.stdout.write(f"OTLP/HTTP receiver listening on http://{shown}:{otlp_port}\n")
     sys.stdout.flush()
     config = uvicorn.Config(
         application, log_level="warning", access_log=False, server_header=False, proxy_headers=False
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def _cmd_apps(args: argparse.Namespace) -> int:

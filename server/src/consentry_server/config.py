@@ -50,7 +50,12 @@ class Settings:
     a process of their own beside the serving one (so the two use two cores), instead of a thread of it.
     ``signing_key``: the file of the Ed25519 private key that signs usage certificates (default:
     ``signing-key.pem`` beside a SQLite database, else in ``consentry-data``), created on first use, readable by
-    its owner only, never published.
+    its owner only, never published. ``otlp_port``: a second port (4318 is OTLP/HTTP's) on which ``serve`` answers
+    only the OTLP/HTTP receiver's routes (see ``docs/otlp.md``); none by default, the routes being on ``port`` too.
+    ``slicer_app``: the registered application that ``POST /telemetry`` (3D Slicer's Telemetry extension, which
+    does not name its application) stores into; without it only ``/telemetry/{app}`` is open. ``batch_key``: the
+    file of the secret that makes reporter ids of dfx batch ids (default: ``batch-key`` beside a SQLite database,
+    else in ``consentry-data``), created on first use, readable by its owner only (see ``docs/seed-formats.md``).
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"
@@ -76,12 +81,17 @@ class Settings:
     noise_epsilon: float | None = None
     storing_process: bool = True
     signing_key: str | None = None
+    slicer_app: str | None = None
+    batch_key: str | None = None
+    otlp_port: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
             raise ConfigError(f"reporter_threshold must be between 1 and 1000000, got {self.reporter_threshold}")
         if not 0 <= self.port <= 65535:  # noqa: PLR2004
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        if self.otlp_port is not None and not 0 <= self.otlp_port <= 65535:  # noqa: PLR2004
+            raise ConfigError(f"otlp_port must be between 0 and 65535, got {self.otlp_port}")
         positive = (
             "max_body_bytes",
             "max_report_bytes",

@@ -39,10 +39,10 @@ class DropCounter:
         self._lock = threading.Lock()
         self._counts: collections.Counter[str] = collections.Counter()
 
-    def add(self, reason: str) -> None:
-        """Count one refusal."""
+    def add(self, reason: str, times: int = 1) -> None:
+        """Count ``times`` refusals (or dropped items) for ``reason``."""
         with self._lock:
-            self._counts[reason] += 1
+            self._counts[reason] += times
 
     def snapshot(self) -> dict[str, int]:
         """The counts so far."""

@@ -77,6 +77,56 @@ def _table(filter_name: str, description: str) -> dict[str, object]:
     }
 
 
+def _upload_answer(extra: dict[str, object] | None = None) -> dict[str, object]:
+    """The 200 answer of the seed-format routes: what storing the upload's reports did."""
+    properties: dict[str, object] = {
+        "status": {"type": "string", "enum": ["stored", "replaced", "duplicate", "empty"]},
+        "reports": {"type": "integer"},
+        "days": {"type": "integer"},
+        **(extra or {}),
+    }
+    return _json(
+        "Every report of the upload durably stored (or already stored); nothing of a refused upload is.",
+        {"type": "object", "required": ["status", "reports", "days"], "properties": properties},
+    )
+
+
+_SEED_REFUSALS = {
+    "400": _error("Refused whole: malformed, or not allowed by the application's manifest."),
+    "404": _error("No such application, or no default one for POST /telemetry (setting slicer_app)."),
+    "413": _error("Too large, as sent or once decompressed."),
+    "415": _error("An encoding other than gzip, or a content type other than JSON."),
+    "429": _error("Too many requests from this source or reporter; see Retry-After."),
+    "503": _error("Busy or storage unavailable; see Retry-After."),
+}
+_SLICER_ROWS = {
+    "type": "array",
+    "description": "Daily counters of the 3D Slicer Telemetry extension; times may be a string of digits.",
+    "items": {
+        "type": "object",
+        "required": ["component", "event", "day", "times"],
+        "properties": {
+            "component": {"type": "string"},
+            "event": {"type": "string"},
+            "day": {"type": "string", "format": "date"},
+            "times": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]},
+        },
+    },
+}
+
+
+def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["seed formats"],
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _SLICER_ROWS}}},
+            "responses": {"200": _upload_answer(), **_SEED_REFUSALS},
+        }
+    }
+
+
 def openapi() -> dict[str, object]:
     """The description, as a JSON-compatible document."""
     report = json_schema()
@@ -117,6 +167,20 @@ def openapi() -> dict[str, object]:
                         "429": _error("Too many requests from this source or reporter; see Retry-After."),
                         "503": _error("Busy or storage unavailable; see Retry-After."),
                     },
+                }
+            },
+            "/telemetry": _slicer("3D Slicer Telemetry extension upload, for the default application.", []),
+            "/telemetry/{app}": _slicer("3D Slicer Telemetry extension upload, for the application named.", [_APP]),
+            "/dfx/v1/commands": {
+                "post": {
+                    "summary": "dfx command records, one JSON object per line (any content type, or none).",
+                    "tags": ["seed formats"],
+                    "requestBody": {
+                        "required": True,
+                        "description": "Newline-delimited JSON (application/x-ndjson); the content type is not checked.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "responses": {"200": _upload_answer({"records": {"type": "integer"}}), **_SEED_REFUSALS},
                 }
             },
             "/v1/deletions": {

@@ -1,0 +1,150 @@
+"""The request cycle both seed-format adapters share: read and parse the upload, then store native reports.
+
+An adapter turns an upload into native :class:`~consentry.wire.Report` objects; from there they take the native
+path. Every report of a request is first checked against the registered manifests here (the same pure
+:func:`~consentry_server.validate.validate_report` the storer runs), so that a request is refused whole, before
+anything of it is stored; then each is encoded with :func:`consentry.wire.encode` and handed to
+:meth:`Ingest.store <consentry_server.ingest.Ingest.store>`, which decodes, validates and stores it exactly as a
+report sent to ``POST /v1/reports/{level}``, and answers only once it is committed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from consentry.wire import Report, WireError, encode
+from consentry.wire.schema import MAX_DAYS
+from consentry_server.acceptance import decompress, utc_today
+from consentry_server.catalog import Catalog
+from consentry_server.config import Settings
+from consentry_server.ingest import Ingest, read_body
+from consentry_server.validate import Rejection, validate_report
+
+__all__ = ["answer", "chunks", "decode_text", "parse_json", "read_upload", "store_reports"]
+
+#: Integers of more digits than this are refused before they are converted.
+_MAX_DIGITS = 20
+
+
+async def answer(ingest: Ingest, route: str, work: Callable[[list[int]], Awaitable[dict[str, object]]]) -> JSONResponse:
+    """``200`` with what ``work`` returns, or the refusal it raised: counted, logged (never the payload), bounded.
+
+    ``work`` appends the size of the body as received to the list it is given, for the request log.
+    """
+    received: list[int] = []
+    try:
+        result = await work(received)
+    except Rejection as rejection:
+        return ingest.refuse(rejection, route, sum(received))
+    return JSONResponse(result)
+
+
+async def read_upload(request: Request, settings: Settings, received: list[int]) -> bytes:
+    """The body, at most ``max_body_bytes`` as received and ``max_report_bytes`` once gzip is undone (else 413)."""
+    body = await read_body(request, settings.max_body_bytes)
+    received.append(len(body))
+    return decompress(body, request.headers.get("content-encoding"), settings.max_report_bytes)
+
+
+def decode_text(data: bytes) -> str:
+    """``data`` as UTF-8 text (400 ``invalid_body`` if it is not)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Rejection(400, "invalid_body", "", f"the body is not UTF-8 text (byte {error.start})") from None
+
+
+class _RefusedJSONError(ValueError):
+    """Raised by the parser's hooks for what the seed formats never contain."""
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RefusedJSONError(f"the key {key[:40]!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _fraction(text: str) -> object:
+    raise _RefusedJSONError(f"a number that is not an integer ({text[:20]})")
+
+
+def _constant(text: str) -> object:
+    raise _RefusedJSONError(f"{text}, which is not a number JSON allows")
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise _RefusedJSONError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def parse_json(text: str, *, code: str, field: str) -> object:
+    """Parse ``text`` strictly: no duplicate keys, fractions, ``NaN`` or huge integers; 400 ``code`` otherwise."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_pairs, parse_float=_fraction, parse_constant=_constant, parse_int=_integer
+        )
+    except RecursionError:
+        raise Rejection(400, code, field, "JSON nested too deeply") from None
+    except _RefusedJSONError as error:
+        raise Rejection(400, code, field, str(error)) from None
+    except ValueError as error:
+        raise Rejection(400, code, field, f"not valid JSON: {error}") from None
+
+
+def chunks(days: Sequence[datetime.date]) -> list[tuple[datetime.date, ...]]:
+    """``days``, sorted, in runs of at most the days one report may cover."""
+    ordered = sorted(set(days))
+    return [tuple(ordered[start : start + MAX_DAYS]) for start in range(0, len(ordered), MAX_DAYS)]
+
+
+def _check(reports: Sequence[Report], catalogs: Mapping[str, Catalog], settings: Settings) -> list[bytes]:
+    """Every report checked against its manifest and encoded, before any is stored: a request is refused whole."""
+    today = utc_today()
+    bodies = []
+    for report in reports:
+        validate_report(
+            report,
+            catalogs[report.app],
+            path_level=report.level,
+            today=today,
+            future_days=settings.future_days,
+            retention_days=settings.raw_retention_days,
+        )
+        try:
+            bodies.append(encode(report))
+        except WireError as error:  # a limit of the wire format, such as the events of one day
+            raise Rejection(400, "invalid_report", error.path, error.reason) from None
+    return bodies
+
+
+async def store_reports(
+    ingest: Ingest,
+    reports: Sequence[Report],
+    catalogs: Mapping[str, Catalog],
+    settings: Settings,
+    *,
+    country: str | None,
+) -> dict[str, object]:
+    """Check every report, then store each through native ingest; the answer's body.
+
+    ``status`` is ``stored`` if anything new was stored, else ``replaced`` if anything changed, else
+    ``duplicate`` (everything was stored before), or ``empty`` for an upload that counted nothing.
+    """
+    bodies = _check(reports, catalogs, settings)
+    statuses = set()
+    days = 0
+    for report, body in zip(reports, bodies, strict=True):
+        outcome = await ingest.store(report.level, body, country=country)
+        statuses.add(outcome.status)
+        days += outcome.days
+    status = next((name for name in ("stored", "replaced", "duplicate") if name in statuses), "empty")
+    return {"status": status, "reports": len(reports), "days": days}
