@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-.venv/bin/python -m pip install --quiet -e "./client[verify]" -e "./server[noise]" -e ./examples --group test
+.venv/bin/python -m pip install --quiet -e "./client[verify,qt,otel]" -e "./server[noise]" -e "./examples[gui]" --group test
 
 # Two kinds of tests need programs from the distribution, which they start themselves: the storage tests a real
 # PostgreSQL server (tests/support/postgres.py), the dashboard's browser tests Debian's Chromium through
@@ -30,6 +30,17 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
 fi
+# The Qt tests (tests/client/test_qt*.py) run PySide6 on its offscreen platform: its wheels bring Qt, not the
+# system libraries Qt's GUI and platform plugins are linked against (EGL/GL, xkbcommon, fontconfig, freetype, D-Bus,
+# GLib, X11). Install each one that is missing.
+if ! compgen -G "/usr/lib/*-linux-gnu/libEGL.so.1" > /dev/null; then apt_install libegl1; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libGL.so.1" > /dev/null; then apt_install libgl1; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libxkbcommon.so.0" > /dev/null; then apt_install libxkbcommon0; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libfontconfig.so.1" > /dev/null; then apt_install libfontconfig1; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libfreetype.so.6" > /dev/null; then apt_install libfreetype6; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libdbus-1.so.3" > /dev/null; then apt_install libdbus-1-3; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libglib-2.0.so.0" > /dev/null; then apt_install libglib2.0-0; fi
+if ! compgen -G "/usr/lib/*-linux-gnu/libX11.so.6" > /dev/null; then apt_install libx11-6; fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -50,9 +50,16 @@ def test_client_wheel_declares_no_dependencies_and_ships_types_and_schema(tmp_pa
         names = wheel.namelist()
         scripts = entry_points(wheel)
     assert meta["Name"] == "consentry"
-    # Nothing is required; the one extra, `verify`, adds what `consentry verify` checks signatures with.
-    assert meta.get_all("Requires-Dist") == ["cryptography>=42; extra == 'verify'"]
-    assert meta.get_all("Provides-Extra") == ["verify"]
+    # Nothing is required; the extras: `verify` adds what `consentry verify` checks signatures with, `qt` the qtpy
+    # that consentry.qt (the Qt consent dialog) is written against, `otel` the OpenTelemetry SDK and exporter that
+    # consentry.otel copies sent reports to a collector with.
+    assert meta.get_all("Requires-Dist") == [
+        "opentelemetry-exporter-otlp-proto-http>=1.27; extra == 'otel'",
+        "opentelemetry-sdk>=1.27; extra == 'otel'",
+        "qtpy>=2.4; extra == 'qt'",
+        "cryptography>=42; extra == 'verify'",
+    ]
+    assert meta.get_all("Provides-Extra") == ["otel", "qt", "verify"]
     assert meta["Requires-Python"] == ">=3.10"
     assert "consentry/py.typed" in names
     assert "consentry/wire/report-v1.schema.json" in names
@@ -82,6 +89,7 @@ def test_server_wheel_depends_on_the_client_and_its_chosen_libraries(tmp_path: P
             "psycopg[binary]",
             "psycopg-pool",
             "cryptography",
+            "opentelemetry-proto",
         },
         "noise": {"opendp"},
     }

@@ -402,6 +402,16 @@ def test_parameters_not_allow_listed_become_true_or_false(stripepy, home, enviro
     assert "output" not in json.dumps(key)
 
 
+def test_a_parameter_value_too_long_to_convert_to_text_is_recorded_as_given(stripepy, home, environ, clock):
+    recorder = _start(stripepy, "basic", home, environ, clock)
+    with recorder.command("call", resolution=10**5000, nproc=True):  # str() refuses an integer of 5,001 digits
+        pass
+    recorder.flush()
+    [(key, n)] = _commands(home, stripepy.name, clock.today())
+    assert n == 1
+    assert dict(map(tuple, key[1])) == {**NOT_GIVEN, "nproc": True, "resolution": True}
+
+
 @pytest.mark.parametrize(
     "seconds_and_bucket",
     [(0, "<1s"), (0.999, "<1s"), (1, "1-10s"), (59.9, "10-60s"), (60, "1-10min"), (3599, "10-60min"), (7200, "1h+")],

@@ -32,6 +32,8 @@ _EXPORTS = {
     "LevelChoice": "consentry.asking",
     "ask_in_terminal": "consentry.asking",
     "consent_request": "consentry.asking",
+    "CommandLineTool": "consentry.commandline",
+    "cli_tool": "consentry.commandline",
     "Clock": "consentry.clock",
     "FixedClock": "consentry.clock",
     "SystemClock": "consentry.clock",
@@ -53,6 +55,7 @@ _EXPORTS = {
     "Response": "consentry.transport",
     "Transport": "consentry.transport",
     "TransportError": "consentry.transport",
+    "UsageEvents": "consentry.usage",
     "Report": "consentry.wire",
     "WireError": "consentry.wire",
     "decode": "consentry.wire",
@@ -63,6 +66,7 @@ __all__ = [
     "MODES",
     "AppSession",
     "Clock",
+    "CommandLineTool",
     "Consent",
     "ConsentRequest",
     "Decision",
@@ -82,9 +86,11 @@ __all__ = [
     "SystemClock",
     "Transport",
     "TransportError",
+    "UsageEvents",
     "WireError",
     "__version__",
     "ask_in_terminal",
+    "cli_tool",
     "consent_request",
     "decode",
     "encode",
@@ -102,9 +108,11 @@ if TYPE_CHECKING:
     from consentry.api import init, set_consent, set_plugin_consent
     from consentry.asking import ConsentRequest, LevelChoice, ask_in_terminal, consent_request
     from consentry.clock import Clock, FixedClock, SystemClock
+    from consentry.commandline import CommandLineTool, cli_tool
     from consentry.consent import MODES, Consent, Decision
     from consentry.manifest import Manifest, ManifestError, PluginManifest, load_manifest, load_plugin_manifest
     from consentry.recorder import NullRecorder, PluginRecorder, Recorder
     from consentry.session import AppSession
     from consentry.transport import HttpTransport, MemoryTransport, Request, Response, Transport, TransportError
+    from consentry.usage import UsageEvents
     from consentry.wire import Report, WireError, decode, encode

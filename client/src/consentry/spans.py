@@ -56,10 +56,13 @@ def exception_name(error: BaseException | type[BaseException] | None) -> str | N
 def _param_value(allowed: tuple[str, ...], value: object) -> str | bool:
     if value is None or value is False:
         return False
-    text = str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
-    if text is not None and text in allowed:
-        return text
-    return True
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return True
+    try:
+        text = str(value)
+    except ValueError:  # an integer of more digits than Python converts to text: no allowed value is that long
+        return True
+    return text if text in allowed else True
 
 
 def command_key(
