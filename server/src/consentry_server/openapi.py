@@ -91,7 +91,7 @@ def _upload_answer(extra: dict[str, object] | None = None) -> dict[str, object]:
     )
 
 
-_SEED_REFUSALS = {
+_SEED_REFUSALS: dict[str, dict[str, object]] = {
     "400": _error("Refused whole: malformed, or not allowed by the application's manifest."),
     "404": _error("No such application, or no default one for POST /telemetry (setting slicer_app)."),
     "413": _error("Too large, as sent or once decompressed."),
@@ -99,7 +99,7 @@ _SEED_REFUSALS = {
     "429": _error("Too many requests from this source or reporter; see Retry-After."),
     "503": _error("Busy or storage unavailable; see Retry-After."),
 }
-_SLICER_ROWS = {
+_SLICER_ROWS: dict[str, object] = {
     "type": "array",
     "description": "Daily counters of the 3D Slicer Telemetry extension; times may be a string of digits.",
     "items": {
@@ -115,6 +115,10 @@ _SLICER_ROWS = {
 }
 
 
+def _seed_responses(ok: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {"200": ok, **_SEED_REFUSALS}
+
+
 def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, object]:
     return {
         "post": {
@@ -122,7 +126,7 @@ def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, obje
             "tags": ["seed formats"],
             "parameters": parameters,
             "requestBody": {"required": True, "content": {"application/json": {"schema": _SLICER_ROWS}}},
-            "responses": {"200": _upload_answer(), **_SEED_REFUSALS},
+            "responses": _seed_responses(_upload_answer()),
         }
     }
 
@@ -177,10 +181,10 @@ def openapi() -> dict[str, object]:
                     "tags": ["seed formats"],
                     "requestBody": {
                         "required": True,
-                        "description": "Newline-delimited JSON (application/x-ndjson); the content type is not checked.",
+                        "description": "Newline-delimited JSON; the content type is not checked.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    "responses": {"200": _upload_answer({"records": {"type": "integer"}}), **_SEED_REFUSALS},
+                    "responses": _seed_responses(_upload_answer({"records": {"type": "integer"}})),
                 }
             },
             "/v1/deletions": {
