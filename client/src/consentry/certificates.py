@@ -20,6 +20,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from consentry import strict_json
+
 __all__ = [
     "ALGORITHM",
     "CERTIFICATE_FORMAT",
@@ -109,26 +111,11 @@ def _base64(text: object, size: int, what: str, error: type[CertificateError]) -
     return raw
 
 
-def _strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    document: dict[str, object] = {}
-    for key, value in pairs:
-        if key in document:
-            raise UnreadableCertificateError(f"member {key!r} appears twice")
-        document[key] = value
-    return document
-
-
-def _no_constant(name: str) -> object:
-    raise UnreadableCertificateError(f"{name} is not a JSON number")
-
-
 def _loads(text: str) -> object:
     try:
-        return json.loads(text, object_pairs_hook=_strict_object, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as error:
-        if isinstance(error, CertificateError):
-            raise
-        raise UnreadableCertificateError(f"not valid JSON: {error}") from None
+        return strict_json.loads(text)
+    except strict_json.StrictJSONError as error:
+        raise UnreadableCertificateError(str(error)) from None
 
 
 def parse_public_key(text: str) -> bytes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
-import json
 import re
 import sys
 import urllib.parse
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from consentry import strict_json
 from consentry.manifest.model import NONE_LEVEL, CommandSpec, EventSpec, Level, Manifest, PluginManifest, PluginPolicy
 from consentry.wire.schema import (
     APP_NAME,
@@ -524,23 +524,14 @@ def _toml() -> ModuleType | None:
         return None
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"the key {_short(key)} appears twice in one object")
-        out[key] = value
-    return out
-
-
 def _read(text: str, fmt: str, source: str) -> Mapping[str, Any]:
     if len(text) > MAX_MANIFEST_BYTES:
         raise ManifestError(source, [("(file)", f"is larger than {MAX_MANIFEST_BYTES} bytes")])
     if fmt == "json":
         try:
-            document = json.loads(text, object_pairs_hook=_unique_keys)
-        except (ValueError, RecursionError) as error:
-            raise ManifestError(source, [("(file)", f"is not valid JSON: {error}")]) from None
+            document = strict_json.loads(text)
+        except strict_json.StrictJSONError as error:
+            raise ManifestError(source, [("(file)", f"is not readable JSON: {error}")]) from None
     elif fmt == "toml":
         toml = _toml()
         if toml is None:

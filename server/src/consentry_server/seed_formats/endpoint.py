@@ -11,12 +11,12 @@ report sent to ``POST /v1/reports/{level}``, and answers only once it is committ
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from consentry import strict_json
 from consentry.wire import Report, WireError, encode
 from consentry.wire.schema import MAX_DAYS
 from consentry_server.acceptance import decompress, utc_today
@@ -59,45 +59,12 @@ def decode_text(data: bytes) -> str:
         raise Rejection(400, "invalid_body", "", f"the body is not UTF-8 text (byte {error.start})") from None
 
 
-class _RefusedJSONError(ValueError):
-    """Raised by the parser's hooks for what the seed formats never contain."""
-
-
-def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _RefusedJSONError(f"the key {key[:40]!r} appears twice in one object")
-        out[key] = value
-    return out
-
-
-def _fraction(text: str) -> object:
-    raise _RefusedJSONError(f"a number that is not an integer ({text[:20]})")
-
-
-def _constant(text: str) -> object:
-    raise _RefusedJSONError(f"{text}, which is not a number JSON allows")
-
-
-def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_DIGITS:
-        raise _RefusedJSONError(f"an integer of {len(text)} digits")
-    return int(text)
-
-
 def parse_json(text: str, *, code: str, field: str) -> object:
     """Parse ``text`` strictly: no duplicate keys, fractions, ``NaN`` or huge integers; 400 ``code`` otherwise."""
     try:
-        return json.loads(
-            text, object_pairs_hook=_pairs, parse_float=_fraction, parse_constant=_constant, parse_int=_integer
-        )
-    except RecursionError:
-        raise Rejection(400, code, field, "JSON nested too deeply") from None
-    except _RefusedJSONError as error:
+        return strict_json.loads(text, integers_only=True, max_digits=_MAX_DIGITS)
+    except strict_json.StrictJSONError as error:
         raise Rejection(400, code, field, str(error)) from None
-    except ValueError as error:
-        raise Rejection(400, code, field, f"not valid JSON: {error}") from None
 
 
 def chunks(days: Sequence[datetime.date]) -> list[tuple[datetime.date, ...]]:
