@@ -3,6 +3,7 @@
     python benchmarks/client.py [--quick]
 
 - import time added to a bare interpreter start (target: <= 5 ms), and what init() adds without consent;
+- a run of a small argparse tool wrapped with ``consentry.cli_tool`` (no consent yet) against the same tool as is;
 - count() with consent against a plain dict increment in a function (target: <= 2x), and without consent
   (target: <= 1.5x);
 - the host's exit delay when the telemetry server hangs (target: <= 50 ms);
@@ -81,6 +82,35 @@ def import_time(home: Path, repeats: int) -> tuple[float, float, float]:
             samples.append(time.perf_counter() - started)
     bare, imported, initialised = (median_ms(samples) for samples in commands.values())
     return bare, imported, initialised
+
+
+def command_line_cost(home: Path, repeats: int) -> tuple[float, float]:
+    """A run of a small argparse tool, as is and wrapped with ``consentry.cli_tool`` (no consent given yet)."""
+    manifest = home / "startup.toml"
+    tool = (
+        "import argparse{extra}\n"
+        "parser = argparse.ArgumentParser(prog='bench-app')\n"
+        "parser.add_argument('--level', choices=('a', 'b'))\n"
+        "def main(argv=None):\n"
+        "    return 0 if parser.parse_args(argv) else 1\n"
+        "{wrap}"
+        "raise SystemExit(main(['--level', 'a']))\n"
+    )
+    plain = tool.format(extra="", wrap="")
+    wrapped = tool.format(
+        extra=", consentry",
+        wrap=f"main = consentry.cli_tool(parser, {str(manifest)!r}, home={str(home / 'nobody')!r})(main)\n",
+    )
+    env = python_environment(home / "pycache")
+    samples: dict[str, list[float]] = {plain: [], wrapped: []}
+    for command in samples:
+        subprocess.run([sys.executable, "-c", command], check=True, env=env, stdin=subprocess.DEVNULL)
+    for _ in range(repeats):
+        for command, times in samples.items():
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", command], check=True, env=env, stdin=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+    return median_ms(samples[plain]), median_ms(samples[wrapped])
 
 
 # ---- count() -----------------------------------------------------------------------------------------------------
@@ -229,6 +259,11 @@ def main() -> None:
         print(
             f"import and init() without consent: {initialised:.1f} ms: +{initialised - bare:.1f} ms over a bare "
             "interpreter (mostly tomllib, re and json, which most applications import anyway)"
+        )
+        tool, wrapped = command_line_cost(home, repeats)
+        print(
+            f"a command-line tool's run (argparse), wrapped with cli_tool, no consent yet: {wrapped:.1f} ms vs "
+            f"{tool:.1f} ms unwrapped: +{wrapped - tool:.1f} ms ({wrapped / tool:.2f}x)"
         )
         costs = count_cost(home)
         base = costs["dict increment (function)"]
