@@ -11,6 +11,7 @@ Like every entry point of Consentry, nothing here raises into the host: a failur
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,12 +85,19 @@ class QtTelemetry(QObject):
         self._home = home
         self._environ = environ
         self._clock = clock
-        self._app_version = app_version
-        self._background = background
-        self._flush_interval = flush_interval
-        self._transport = transport
-        self._exception_hooks = exception_hooks
-        self._flush_at_exit = flush_at_exit
+        #: init() with this application's options: called again after every answer.
+        self._init = functools.partial(
+            init,
+            app_version=app_version,
+            home=home,
+            environ=environ,
+            clock=clock,
+            background=background,
+            flush_interval=flush_interval,
+            transport=transport,
+            exception_hooks=exception_hooks,
+            flush_at_exit=flush_at_exit,
+        )
         self.temporary = temporary
         self.manifest: Manifest | None = None
         self.session: AppSession | None = None
@@ -135,18 +143,7 @@ class QtTelemetry(QObject):
         if self.manifest is None:
             return
         self.session = AppSession.open(self.manifest, home=self._home, environ=self._environ, clock=self._clock)
-        self.recorder = init(
-            self.manifest,
-            app_version=self._app_version,
-            home=self._home,
-            environ=self._environ,
-            clock=self._clock,
-            background=self._background,
-            flush_interval=self._flush_interval,
-            transport=self._transport,
-            exception_hooks=self._exception_hooks,
-            flush_at_exit=self._flush_at_exit,
-        )
+        self.recorder = self._init(self.manifest)
         if self.recorder.enabled:
             self.recorder.supply_system(**{**self.gui_system(), **self._supplied})
         for plugin in self._plugins:
