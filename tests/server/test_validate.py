@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from consentry.manifest import Manifest, PluginManifest
-from consentry.wire import Activity, Command, DataCategory, Plugin, Report
+from consentry.wire import Activity, Command, DataCategory, Plugin, Report, encode
 from consentry_server.catalog import Catalog
-from consentry_server.validate import Rejection, Validated, validate_report
+from consentry_server.validate import Rejection, Validated, encode_checked, validate_report
 
 TODAY = datetime.date(2026, 11, 18)
 DAY = TODAY - datetime.timedelta(days=1)
@@ -300,3 +300,30 @@ def test_a_plugin_that_is_not_public_loses_its_counts(catalogs, napari):
     private = Plugin("napari-private", "1.0", {DAY: {"secret-feature": 3}})
     public_level_without_listing = validate(catalogs["napari-like"], report(napari, "full", plugins=(private,)))
     assert public_level_without_listing.report.plugins == ()  # full does not list plugins: nothing at all
+
+
+# ---- encode_checked: what adapters store ------------------------------------------------------------------------
+def encode_checked_options(max_bytes: int) -> dict[str, object]:
+    return {"today": TODAY, "future_days": 1, "retention_days": 60, "max_bytes": max_bytes}
+
+
+def test_encode_checked_gives_the_bytes_native_ingest_stores(catalogs):
+    candidate = report(catalogs["napari-like"].latest, "full", counts={DAY: {ADD_IMAGE: 2}})
+    body = encode_checked(candidate, catalogs["napari-like"], **encode_checked_options(1 << 20))
+    assert body == encode(candidate)
+
+
+def test_encode_checked_refuses_a_report_larger_than_the_limit_once_encoded(catalogs):
+    candidate = report(catalogs["napari-like"].latest, "full", counts={DAY: {ADD_IMAGE: 2}})
+    size = len(encode(candidate))
+    assert encode_checked(candidate, catalogs["napari-like"], **encode_checked_options(size)) == encode(candidate)
+    with pytest.raises(Rejection) as refused:
+        encode_checked(candidate, catalogs["napari-like"], **encode_checked_options(size - 1))
+    assert (refused.value.status, refused.value.code) == (413, "too_large")
+
+
+def test_encode_checked_refuses_what_the_manifest_does_not_allow(catalogs):
+    candidate = report(catalogs["napari-like"].latest, "full", counts={DAY: {"not:declared": 1}})
+    with pytest.raises(Rejection) as refused:
+        encode_checked(candidate, catalogs["napari-like"], **encode_checked_options(1 << 20))
+    assert (refused.value.status, refused.value.code) == (400, "event_not_in_manifest")

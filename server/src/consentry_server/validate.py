@@ -14,11 +14,11 @@ import datetime
 from dataclasses import dataclass
 
 from consentry.manifest import NONE_LEVEL, Level, Manifest
-from consentry.wire import Plugin, Report
+from consentry.wire import Plugin, Report, encode
 from consentry.wire.schema import OTHER
 from consentry_server.catalog import Catalog
 
-__all__ = ["Rejection", "Validated", "bounded_text", "validate_report"]
+__all__ = ["Rejection", "Validated", "bounded_text", "encode_checked", "validate_report"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +179,27 @@ def validate_report(
     _check_events(report, manifest)
     _check_commands(report, manifest)
     return Validated(manifest, _check_plugins(report, level, catalog))
+
+
+def encode_checked(
+    report: Report,
+    catalog: Catalog,
+    *,
+    today: datetime.date,
+    future_days: int,
+    retention_days: int,
+    max_bytes: int,
+) -> bytes:
+    """A report built by an adapter (OTLP, the seed formats), checked as native ingest will check it, and encoded.
+
+    Adapters check every report of a request this way before storing any, so that a request is refused whole.
+    Raises :class:`Rejection` (the manifest does not allow it, or once encoded it is larger than ``max_bytes``)
+    or :class:`~consentry.wire.WireError` (it exceeds a limit of the wire format).
+    """
+    validate_report(
+        report, catalog, path_level=report.level, today=today, future_days=future_days, retention_days=retention_days
+    )
+    body = encode(report)
+    if len(body) > max_bytes:
+        raise Rejection(413, "too_large", "", f"a report would be larger than {max_bytes} bytes once encoded")
+    return body

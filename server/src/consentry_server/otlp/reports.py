@@ -6,8 +6,8 @@ are counted in runs (exports), not installs. Reports follow the client's rules (
 .build_reports`): the levels are those up to the highest one the day's commands and events belong to; the
 lowest always reports, with the system fields it collects, and a higher one only when it has something to say.
 
-Each report is encoded (:func:`consentry.wire.encode` checks the wire schema) and validated against the
-manifest (:func:`~consentry_server.validate.validate_report`) before anything is stored, so a day of a source
+Each report is validated against the manifest and encoded (:func:`~consentry_server.validate.encode_checked`,
+as the seed formats do) before anything is stored, so a day of a source
 that cannot be stored is refused whole, with its items counted in the answer, and never stored in part.
 """
 
@@ -19,10 +19,9 @@ import secrets
 from dataclasses import dataclass
 
 from consentry.manifest import Level, Manifest
-from consentry.wire import Command, Report, WireError, encode
-from consentry_server.catalog import Catalog
+from consentry.wire import Command, Report, WireError
 from consentry_server.otlp.tally import DayWindow, Group, Tally
-from consentry_server.validate import Rejection, validate_report
+from consentry_server.validate import Rejection, encode_checked
 
 __all__ = ["DayReports", "plan_reports"]
 
@@ -77,22 +76,6 @@ def _reports(group: Group, day: datetime.date, reporter: str) -> list[Report]:
     return reports
 
 
-def _checked(report: Report, catalog: Catalog, today: datetime.date, window: DayWindow, max_bytes: int) -> bytes:
-    """``report`` encoded, once it passed the checks of native ingest; else :class:`WireError` or ``Rejection``."""
-    body = encode(report)
-    if len(body) > max_bytes:
-        raise Rejection(413, "too_large", "", f"a day's report would be larger than {max_bytes} bytes")
-    validate_report(
-        report,
-        catalog,
-        path_level=report.level,
-        today=today,
-        future_days=(window.latest - today).days,
-        retention_days=(today - window.oldest).days,
-    )
-    return body
-
-
 def plan_reports(tally: Tally, *, today: datetime.date, window: DayWindow, max_bytes: int) -> list[DayReports]:
     """The reports to store for ``tally``, checked; a day that fails a check is refused in ``tally`` instead."""
     planned = []
@@ -105,7 +88,20 @@ def plan_reports(tally: Tally, *, today: datetime.date, window: DayWindow, max_b
             try:
                 catalog = group.source.catalog
                 reports = _reports(group, day, reporter)
-                bodies = [(report.level, _checked(report, catalog, today, window, max_bytes)) for report in reports]
+                bodies = [
+                    (
+                        report.level,
+                        encode_checked(
+                            report,
+                            catalog,
+                            today=today,
+                            future_days=(window.latest - today).days,
+                            retention_days=(today - window.oldest).days,
+                            max_bytes=max_bytes,
+                        ),
+                    )
+                    for report in reports
+                ]
             except WireError as error:
                 tally.refuse_day(group, day, "invalid_report", f"{error.path}: {error.reason}")
                 continue

@@ -1,9 +1,9 @@
 """The request cycle both seed-format adapters share: read and parse the upload, then store native reports.
 
 An adapter turns an upload into native :class:`~consentry.wire.Report` objects; from there they take the native
-path. Every report of a request is first checked against the registered manifests here (the same pure
-:func:`~consentry_server.validate.validate_report` the storer runs), so that a request is refused whole, before
-anything of it is stored; then each is encoded with :func:`consentry.wire.encode` and handed to
+path. Every report of a request is first checked against the registered manifests and encoded here
+(:func:`~consentry_server.validate.encode_checked`, the checks the storer runs, and its size limit), so that a
+request is refused whole, before anything of it is stored; then each is handed to
 :meth:`Ingest.store <consentry_server.ingest.Ingest.store>`, which decodes, validates and stores it exactly as a
 report sent to ``POST /v1/reports/{level}``, and answers only once it is committed.
 """
@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from consentry import strict_json
-from consentry.wire import Report, WireError, encode
+from consentry.wire import Report, WireError
 from consentry.wire.schema import MAX_DAYS
 from consentry_server.acceptance import decompress, utc_today
 from consentry_server.catalog import Catalog
 from consentry_server.config import Settings
 from consentry_server.ingest import Ingest, read_body
-from consentry_server.validate import Rejection, validate_report
+from consentry_server.validate import Rejection, encode_checked
 
 __all__ = ["answer", "chunks", "decode_text", "parse_json", "read_upload", "store_reports"]
 
@@ -78,18 +78,18 @@ def _check(reports: Sequence[Report], catalogs: Mapping[str, Catalog], settings:
     today = utc_today()
     bodies = []
     for report in reports:
-        validate_report(
-            report,
-            catalogs[report.app],
-            path_level=report.level,
-            today=today,
-            future_days=settings.future_days,
-            retention_days=settings.raw_retention_days,
-        )
         try:
-            bodies.append(encode(report))
+            body = encode_checked(
+                report,
+                catalogs[report.app],
+                today=today,
+                future_days=settings.future_days,
+                retention_days=settings.raw_retention_days,
+                max_bytes=settings.max_report_bytes,
+            )
         except WireError as error:  # a limit of the wire format, such as the events of one day
             raise Rejection(400, "invalid_report", error.path, error.reason) from None
+        bodies.append(body)
     return bodies
 
 
