@@ -413,7 +413,7 @@ def busy(settings, storage) -> Iterator[tuple[TestClient, FakeStorer]]:
     """The receiver alone, over a storer that has room for one report."""
     storer, drops = FakeStorer(capacity=1), DropCounter()
     ingest = Ingest(settings, storer, drops, rate_limiter(settings))
-    app = Starlette(routes=otlp.routes(ingest, Registry(storage), drops, settings))
+    app = Starlette(routes=otlp.routes(ingest, Registry(storage)))
     with TestClient(app) as client:
         yield client, storer
 

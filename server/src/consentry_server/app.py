@@ -178,8 +178,8 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
 
     routes = [
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
-        *seed_formats.routes(ingest, registry, drops, settings),
-        *otlp.routes(ingest, registry, drops, settings),
+        *seed_formats.routes(ingest, registry),
+        *otlp.routes(ingest, registry),
         *deletion_routes(storage, drops),
         Route("/healthz", _health),
         Route("/openapi.json", _openapi),

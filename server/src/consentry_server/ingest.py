@@ -83,11 +83,15 @@ class Ingest:
     limiter: RateLimiter
     trusted: Sequence[Network] = ()
 
-    def refuse(self, rejection: Rejection, route: str, size: int) -> JSONResponse:
-        """The answer to a refused request, counted and logged (never with the address or the payload)."""
+    def count_refusal(self, rejection: Rejection, route: str, size: int) -> None:
+        """Count a refused request for operators and log it (never with the address or the payload)."""
         self.drops.add(rejection.code)
         now = datetime.datetime.now(datetime.timezone.utc)
         self.storer.log(RequestLog(now, route, rejection.status, rejection.code, size))
+
+    def refuse(self, rejection: Rejection, route: str, size: int) -> JSONResponse:
+        """The answer to a refused request, counted and logged."""
+        self.count_refusal(rejection, route, size)
         headers = {"Retry-After": str(rejection.retry_after)} if rejection.retry_after else None
         return JSONResponse(rejection.to_json(), status_code=rejection.status, headers=headers)
 

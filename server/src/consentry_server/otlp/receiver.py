@@ -40,8 +40,7 @@ from starlette.routing import Route
 
 from consentry_server.acceptance import decompress, utc_today
 from consentry_server.catalog import Catalog
-from consentry_server.config import Settings
-from consentry_server.ingest import DropCounter, Ingest, read_body
+from consentry_server.ingest import Ingest, read_body
 from consentry_server.otlp.messages import (
     JSON,
     PROTOBUF,
@@ -55,7 +54,6 @@ from consentry_server.otlp.reports import DayReports, plan_reports
 from consentry_server.otlp.spans import map_spans
 from consentry_server.otlp.tally import DayWindow, Tally
 from consentry_server.registry import Registry
-from consentry_server.storage.base import RequestLog
 from consentry_server.validate import Rejection
 
 __all__ = ["PATHS", "Receiver", "Signal", "routes"]
@@ -104,8 +102,6 @@ class Receiver:
 
     ingest: Ingest
     registry: Registry
-    drops: DropCounter
-    settings: Settings
     today: Callable[[], datetime.date] = utc_today
 
     async def traces(self, request: Request) -> Response:
@@ -123,7 +119,7 @@ class Receiver:
         try:
             country = self.ingest.admit_source(request)
             media = request_media(content_type)
-            body = await read_body(request, self.settings.max_body_bytes)
+            body = await read_body(request, self.ingest.settings.max_body_bytes)
             received = len(body)
             encoding = request.headers.get("content-encoding")
             tally, planned = await run_in_threadpool(self._map, signal, media, body, encoding)
@@ -138,10 +134,10 @@ class Receiver:
 
     def _map(self, signal: Signal, media: str, body: bytes, encoding: str | None) -> tuple[Tally, list[DayReports]]:
         """Decompress, decode and map one export (in a worker thread: it is work, and may read manifests)."""
-        data = decompress(body, encoding, self.settings.max_report_bytes)
+        data = decompress(body, encoding, self.ingest.settings.max_report_bytes)
         message = decode_request(data, media, signal.request())
         today = self.today()
-        settings = self.settings
+        settings = self.ingest.settings
         window = DayWindow.around(today, retention_days=settings.raw_retention_days, future_days=settings.future_days)
         tally = Tally()
         signal.mapping(message, self.registry.get, window, tally)
@@ -168,21 +164,19 @@ class Receiver:
     def _count(self, tally: Tally) -> None:
         """Count refused items by reason and dropped attributes for operators (``GET /admin/v1/stats``)."""
         for reason, items in tally.refused.items():
-            self.drops.add(f"otlp_{reason}", items)
+            self.ingest.drops.add(f"otlp_{reason}", items)
         if tally.dropped_attributes:
-            self.drops.add("otlp_attribute_dropped", tally.dropped_attributes)
+            self.ingest.drops.add("otlp_attribute_dropped", tally.dropped_attributes)
 
     def _refuse(self, rejection: Rejection, signal: Signal, media: str, size: int) -> Response:
-        """A refused request: counted and logged (never with the address or the payload), answered with a Status."""
-        self.drops.add(rejection.code)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.ingest.storer.log(RequestLog(now, signal.path, rejection.status, rejection.code, size))
+        """A refused request: counted and logged as native ingest does, answered with a Status."""
+        self.ingest.count_refusal(rejection, signal.path, size)
         return status_response(rejection, media)
 
 
-def routes(ingest: Ingest, registry: Registry, drops: DropCounter, settings: Settings) -> list[Route]:
+def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """The routes of the OTLP/HTTP receiver, to add to the application's."""
-    receiver = Receiver(ingest, registry, drops, settings)
+    receiver = Receiver(ingest, registry)
     return [
         Route(TRACES.path, receiver.traces, methods=["POST"]),
         Route(METRICS.path, receiver.metrics, methods=["POST"]),

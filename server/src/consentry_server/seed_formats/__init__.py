@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from consentry_server.config import Settings
-from consentry_server.ingest import DropCounter, Ingest
+from consentry_server.ingest import Ingest
 from consentry_server.registry import Registry
 from consentry_server.seed_formats import dfx, slicer
 
 __all__ = ["routes"]
 
 
-def routes(ingest: Ingest, registry: Registry, drops: DropCounter, settings: Settings) -> list[Route]:
+def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """The routes of every seed format."""
-    return [*slicer.routes(ingest, registry, settings), *dfx.routes(ingest, registry, drops, settings)]
+    return [*slicer.routes(ingest, registry), *dfx.routes(ingest, registry)]

@@ -45,8 +45,7 @@ from consentry.wire import Command, Report
 from consentry.wire.schema import APP_NAME, VERSION
 from consentry_server.acceptance import utc_today
 from consentry_server.catalog import Catalog
-from consentry_server.config import Settings
-from consentry_server.ingest import DropCounter, Ingest
+from consentry_server.ingest import Ingest
 from consentry_server.registry import Registry
 from consentry_server.seed_formats.batch_key import batch_key_path, batch_reporter, load_batch_key
 from consentry_server.seed_formats.endpoint import (
@@ -296,15 +295,13 @@ class DfxCommands:
 
     ingest: Ingest
     registry: Registry
-    drops: DropCounter
-    settings: Settings
     _key: bytes | None = None
 
     def key(self) -> bytes:
         """The batch key, read (or made) on first use."""
         if self._key is None:
             try:
-                self._key = load_batch_key(batch_key_path(self.settings))
+                self._key = load_batch_key(batch_key_path(self.ingest.settings))
             except OSError as error:
                 message = f"the server cannot read its batch key ({error.strerror or error}); try again later"
                 raise Rejection(503, "storage_unavailable", "", message, retry_after=60) from None
@@ -316,15 +313,15 @@ class DfxCommands:
 
     async def _upload(self, request: Request, received: list[int]) -> dict[str, object]:
         country = self.ingest.admit_source(request)
-        data = await read_upload(request, self.settings, received)
+        data = await read_upload(request, self.ingest.settings, received)
         records = parse_records(decode_text(data))
         mapped = to_reports(records, self.registry.get, self.key(), utc_today())
-        result = await store_reports(self.ingest, mapped.reports, mapped.catalogs, self.settings, country=country)
+        result = await store_reports(self.ingest, mapped.reports, mapped.catalogs, country=country)
         for reason, n in mapped.drops.items():
-            self.drops.add(reason, n)
+            self.ingest.drops.add(reason, n)
         return {**result, "records": len(records)}
 
 
-def routes(ingest: Ingest, registry: Registry, drops: DropCounter, settings: Settings) -> list[Route]:
+def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """``POST /dfx/v1/commands``."""
-    return [Route(_ROUTE, DfxCommands(ingest, registry, drops, settings).endpoint, methods=["POST"])]
+    return [Route(_ROUTE, DfxCommands(ingest, registry).endpoint, methods=["POST"])]

@@ -97,7 +97,6 @@ async def store_reports(
     ingest: Ingest,
     reports: Sequence[Report],
     catalogs: Mapping[str, Catalog],
-    settings: Settings,
     *,
     country: str | None,
 ) -> dict[str, object]:
@@ -106,7 +105,7 @@ async def store_reports(
     ``status`` is ``stored`` if anything new was stored, else ``replaced`` if anything changed, else
     ``duplicate`` (everything was stored before), or ``empty`` for an upload that counted nothing.
     """
-    bodies = _check(reports, catalogs, settings)
+    bodies = _check(reports, catalogs, ingest.settings)
     statuses = set()
     days = 0
     for report, body in zip(reports, bodies, strict=True):

@@ -34,7 +34,6 @@ from consentry.wire import Plugin, Report
 from consentry.wire.schema import APP_NAME, MAX_COUNT, OTHER
 from consentry_server.acceptance import check_content_type
 from consentry_server.catalog import Catalog
-from consentry_server.config import Settings
 from consentry_server.ingest import Ingest
 from consentry_server.registry import Registry
 from consentry_server.seed_formats.endpoint import answer, chunks, decode_text, parse_json, read_upload, store_reports
@@ -193,11 +192,10 @@ class SlicerTelemetry:
 
     ingest: Ingest
     registry: Registry
-    settings: Settings
 
     async def default(self, request: Request) -> JSONResponse:
         """``POST /telemetry``: into the application of the ``slicer_app`` setting."""
-        app = self.settings.slicer_app
+        app = self.ingest.settings.slicer_app
         return await answer(self.ingest, _ROUTE, lambda received: self._upload(request, app, received))
 
     async def named(self, request: Request) -> JSONResponse:
@@ -216,15 +214,15 @@ class SlicerTelemetry:
         content_type = request.headers.get("content-type")
         if content_type is not None:  # the extension always sends application/json; others may send none
             check_content_type(content_type)
-        data = await read_upload(request, self.settings, received)
+        data = await read_upload(request, self.ingest.settings, received)
         entries = parse_entries(parse_json(decode_text(data), code="invalid_body", field=""))
         reports = to_reports(entries, catalog, secrets.token_hex(16))
-        return await store_reports(self.ingest, reports, {app: catalog}, self.settings, country=country)
+        return await store_reports(self.ingest, reports, {app: catalog}, country=country)
 
 
-def routes(ingest: Ingest, registry: Registry, settings: Settings) -> list[Route]:
+def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """``POST /telemetry`` and ``POST /telemetry/{app}``."""
-    handler = SlicerTelemetry(ingest, registry, settings)
+    handler = SlicerTelemetry(ingest, registry)
     return [
         Route(_ROUTE, handler.default, methods=["POST"]),
         Route(_ROUTE + "/{app}", handler.named, methods=["POST"]),
