@@ -33,36 +33,15 @@ from consentry.reports import reporter_id
 from consentry.state import load_state
 from consentry.store import Store
 from consentry.switches import CI_VARIABLES
+from support.e2e import two_level_manifest
 
 APP = "audit-app"
-MANIFEST = """
-manifest_version = 1
 
-[app]
-name = "audit-app"
-consent_text = "The audit test application counts two kinds of events."
 
-[levels.basic]
-description = "Operating system and Python version, runs, and how often files are opened."
-endpoint = "{url}/v1/reports/basic"
-system = ["os", "python"]
-activity = true
+def manifest_text(url: str) -> str:
+    """The audit application's manifest: runs at basic, exception types at full."""
+    return two_level_manifest(APP, url, basic="activity = true", full="exceptions = true")
 
-[levels.full]
-description = "Everything in basic, plus which export formats are used and the type names of errors."
-endpoint = "{url}/v1/reports/full"
-exceptions = true
-
-[[events]]
-name = "file.open"
-level = "basic"
-purpose = "How often files are opened."
-
-[[events]]
-name = "export.png"
-level = "full"
-purpose = "How often PNG export is used."
-"""
 
 # The child: install the audit hook, then use the client as an application and as the end user would.
 AUDITED = textwrap.dedent(
@@ -116,7 +95,7 @@ AUDITED = textwrap.dedent(
 
 def manifest_file(tmp_path: Path, url: str = "http://127.0.0.1:9") -> Path:
     path = tmp_path / "manifest.toml"
-    path.write_text(MANIFEST.format(url=url), encoding="utf-8")
+    path.write_text(manifest_text(url), encoding="utf-8")
     return path
 
 
@@ -204,7 +183,7 @@ def test_consent_that_no_longer_holds_writes_and_sends_nothing(home, tmp_path, a
         valid_for = datetime.timedelta(days=2)
         consentry.set_consent(manifest, "on", "full", valid_for=valid_for, home=home, environ=env, clock=clock)
     else:  # given for an earlier release, which did not count PNG exports
-        earlier = loads_manifest(MANIFEST.format(url="http://127.0.0.1:9").rsplit("[[events]]", 1)[0])
+        earlier = loads_manifest(manifest_text("http://127.0.0.1:9").rsplit("[[events]]", 1)[0])
         consentry.set_consent(earlier, "on", "full", home=home, environ=env, clock=yesterday_noon())
     before = snapshot(home)
     result = audit(path, home, env, "background")
@@ -326,7 +305,7 @@ def _many_events_manifest(tmp_path: Path) -> Path:
         f'\n[[events]]\nname = "{name}"\nlevel = "basic"\npurpose = "A counter that fills the flush."\n'
         for name in ["flushes"] + [f"other.{i}" for i in range(OTHER_EVENTS)]
     )
-    text = MANIFEST.format(url="http://127.0.0.1:9").split("[[events]]", 1)[0] + events
+    text = manifest_text("http://127.0.0.1:9").split("[[events]]", 1)[0] + events
     path = tmp_path / "many.toml"
     path.write_text(text, encoding="utf-8")
     return path

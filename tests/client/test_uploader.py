@@ -35,38 +35,12 @@ from consentry.state import load_state
 from consentry.store import Store
 from consentry.switches import CI_VARIABLES
 from consentry.uploader import main, reap, spawn
+from support.e2e import two_level_manifest
 
 pytestmark = pytest.mark.slow
 
 APP = "uploader-test"
 POLL = 20.0
-MANIFEST = """
-manifest_version = 1
-
-[app]
-name = "uploader-test"
-consent_text = "The uploader test application counts two kinds of events."
-
-[levels.basic]
-description = "Operating system and Python version, and how often files are opened."
-endpoint = "{url}/v1/reports/basic"
-system = ["os", "python"]
-
-[levels.full]
-description = "Everything in basic, plus which export formats are used."
-endpoint = "{url}/v1/reports/full"
-
-[[events]]
-name = "file.open"
-level = "basic"
-purpose = "How often files are opened."
-
-[[events]]
-name = "export.png"
-level = "full"
-purpose = "How often PNG export is used."
-"""
-
 TOOL = textwrap.dedent(
     """
     import os, sys, time
@@ -216,7 +190,7 @@ def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def manifest_file(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "manifest.toml"
-    path.write_text(MANIFEST.format(url=url), encoding="utf-8")
+    path.write_text(two_level_manifest(APP, url), encoding="utf-8")
     return path
 
 

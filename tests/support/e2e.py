@@ -8,24 +8,30 @@ from pathlib import Path
 
 from consentry import FixedClock
 
-__all__ = ["EXTRA_EVENT", "MANIFEST", "manifest_file", "run", "yesterday_noon"]
+__all__ = ["EXTRA_EVENT", "manifest_file", "run", "two_level_manifest", "yesterday_noon"]
 
-MANIFEST = """
+
+def two_level_manifest(app: str, url: str, *, basic: str = "", full: str = "", events: str = "") -> str:
+    """The manifest of a small test application sending to ``url``: levels basic and full, one event each.
+
+    ``basic`` and ``full`` are more lines of those levels (``activity = true``...), ``events`` more events.
+    """
+    return f"""
 manifest_version = 1
 
 [app]
-name = "e2e-app"
-consent_text = "The end-to-end test application counts two kinds of events."
+name = "{app}"
+consent_text = "The {app} test application counts two kinds of events."
 
 [levels.basic]
-description = "Operating system, Python version, and how often files are opened."
+description = "Operating system and Python version, and how often files are opened."
 endpoint = "{url}/v1/reports/basic"
 system = ["os", "python"]
-
+{basic}
 [levels.full]
 description = "Everything in basic, plus which export formats are used."
 endpoint = "{url}/v1/reports/full"
-
+{full}
 [[events]]
 name = "file.open"
 level = "basic"
@@ -35,8 +41,8 @@ purpose = "How often files are opened."
 name = "export.png"
 level = "full"
 purpose = "How often PNG export is used."
-{extra}
-"""
+{events}"""
+
 
 EXTRA_EVENT = """
 [[events]]
@@ -48,7 +54,7 @@ purpose = "How often GIF export is used (added in a later release)."
 
 def manifest_file(tmp_path: Path, url: str, *, extra: str = "", name: str = "manifest.toml") -> Path:
     path = tmp_path / name
-    path.write_text(MANIFEST.format(url=url, extra=extra), encoding="utf-8")
+    path.write_text(two_level_manifest("e2e-app", url, events=extra), encoding="utf-8")
     return path
 
 
