@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # not imported from typing, which costs more than this pa
 _EXPORTS = {
     "decode": "consentry.wire.codec",
     "encode": "consentry.wire.codec",
+    "from_checked": "consentry.wire.codec",
     "from_json": "consentry.wire.codec",
     "to_json": "consentry.wire.codec",
     "Activity": "consentry.wire.report",
@@ -50,6 +51,7 @@ __all__ = [
     "WireError",
     "decode",
     "encode",
+    "from_checked",
     "from_json",
     "json_schema",
     "to_json",
@@ -59,7 +61,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
-    from consentry.wire.codec import decode, encode, from_json, to_json
+    from consentry.wire.codec import decode, encode, from_checked, from_json, to_json
     from consentry.wire.report import Activity, Command, DataCategory, Plugin, Report
     from consentry.wire.schema import (
         DATA_SIZES,

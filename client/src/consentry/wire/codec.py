@@ -18,7 +18,7 @@ from consentry.wire.report import Activity, Command, DataCategory, Day, Plugin, 
 from consentry.wire.schema import MAX_REPORT_BYTES, OTHER, REPORT
 from consentry.wire.spec import DuplicateKeys, Unreadable, WireError, check
 
-__all__ = ["decode", "encode", "from_json", "to_json"]
+__all__ = ["decode", "encode", "from_checked", "from_json", "to_json"]
 
 T = TypeVar("T")
 
@@ -151,7 +151,15 @@ def decode(data: bytes | str, *, max_bytes: int = MAX_REPORT_BYTES) -> Report:
 
 def from_json(document: object) -> Report:
     """Build a :class:`Report` from parsed JSON, checking the schema and the rules that span fields."""
-    raw = cast("dict[str, Any]", check(REPORT, document))
+    return from_checked(cast("dict[str, Any]", check(REPORT, document)))
+
+
+def from_checked(raw: Mapping[str, Any]) -> Report:
+    """Build a :class:`Report` from a document that matches the schema, checking the rules that span fields.
+
+    ``raw`` is what the schema check returns: dates decoded, every optional field with a default present (in
+    plugins and commands too). Raises :class:`WireError` for a document that breaks a rule spanning fields.
+    """
     days: list[Day] = raw["days"]
     if days != sorted(days):
         raise WireError("days", "must be in ascending order")
