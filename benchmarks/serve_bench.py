@@ -21,10 +21,10 @@ KIND is one of:
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
   DATABASE.
 - ``naive-rollback``: the same baseline with SQLite's default rollback journal instead of WAL.
-All are served by uvicorn with the settings of ``consentry_server.cli.serve``, on a socket made by
-``consentry_server.cli.bind`` as ``serve`` makes it (one process, default event loop and HTTP implementation, no
-access log). The process prints ``PORT <n>`` once it accepts connections and serves until
-it receives SIGTERM or SIGINT.
+All are served as ``consentry_server.cli.serve`` serves them (``cli.uvicorn_server``, ``cli.run_server``), on a
+socket made by ``consentry_server.cli.bind`` as ``serve`` makes it (one process, default event loop and HTTP
+implementation, no access log). The process prints ``PORT <n>`` once it accepts connections and serves until it
+receives SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -66,13 +65,13 @@ def _validate(acceptor: Acceptor) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         body = await read_body(request, acceptor.settings.max_body_bytes)
         headers = request.headers
-        report = acceptor.accept(
+        accepted = acceptor.accept(
             request.path_params["level"],
             body,
             content_type=headers.get("content-type"),
             encoding=headers.get("content-encoding"),
         )
-        return JSONResponse({"status": "stored", "days": len(report.days)})
+        return JSONResponse({"status": "stored", "days": len(accepted.report.days)})
 
     return endpoint
 
@@ -105,14 +104,7 @@ def main() -> None:
     kind, database = sys.argv[1:3]
     app = application(kind, database)
     sock = cli.bind("127.0.0.1", 0)
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
+    server = cli.uvicorn_server(app)  # type: ignore[arg-type]
 
     def announce() -> None:
         while not server.started:
@@ -120,7 +112,7 @@ def main() -> None:
         print(f"PORT {sock.getsockname()[1]}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=[sock])
+    cli.run_server(server, [sock])
 
 
 if __name__ == "__main__":

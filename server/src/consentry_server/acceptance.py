@@ -2,7 +2,9 @@
 
 The order of checks is the order of cost: the content type and encoding, the size after decompression, strict
 decoding against the wire schema, the registered manifest, then the per-reporter rate limit. Anything refused
-raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason.
+raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason. Canonical bodies (what
+Consentry clients send) are decoded by :func:`~consentry_server.fast_decode.decode_canonical`; any other body,
+and every refusal's reason, by the standard decoder :func:`consentry.wire.decode`.
 
 An :class:`Acceptor` runs where reports are stored: in the serving process (with the writer thread) or in the
 storing process (:mod:`consentry_server.storing_process`), so that decoding does not share the serving
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 
 from consentry.wire import Report, WireError, decode
 from consentry_server.config import Settings
+from consentry_server.fast_decode import decode_canonical
 from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
 from consentry_server.validate import Rejection, validate_report
 
-__all__ = ["Acceptor", "check_content_type", "decompress", "rate_limiter", "utc_today"]
+__all__ = ["Accepted", "Acceptor", "check_content_type", "decompress", "rate_limiter", "utc_today"]
 
 
 def check_content_type(value: str | None) -> None:
@@ -72,6 +75,14 @@ def utc_today() -> datetime.date:
     return datetime.datetime.now(datetime.timezone.utc).date()
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A report fit to store, and its digest when decoding gave it for free (``None``: storage computes it)."""
+
+    report: Report
+    digest: bytes | None = None
+
+
 @dataclass
 class Acceptor:
     """Decodes and validates request bodies against the registered manifests, and limits each reporter."""
@@ -81,18 +92,22 @@ class Acceptor:
     limiter: RateLimiter
     today: Callable[[], datetime.date] = field(default=utc_today)
 
-    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
+    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Accepted:
         """Decode and validate one request body; return the report to store, or raise :class:`Rejection`."""
         check_content_type(content_type)
         data = decompress(body, encoding, self.settings.max_report_bytes)
-        try:
-            report = decode(data, max_bytes=self.settings.max_report_bytes)
-        except WireError as error:
-            raise Rejection(400, "invalid_report", error.path, error.reason) from None
+        decoded = decode_canonical(data)
+        if decoded is None:
+            try:
+                report, digest = decode(data, max_bytes=self.settings.max_report_bytes), None
+            except WireError as error:
+                raise Rejection(400, "invalid_report", error.path, error.reason) from None
+        else:
+            report, digest = decoded.report, decoded.digest
         catalog = self.registry.get(report.app, report.consent_version)
         if catalog is None:
             raise Rejection(400, "unknown_app", "app", f"{report.app!r} is not registered on this server")
-        return validate_report(
+        stored = validate_report(
             report,
             catalog,
             path_level=level,
@@ -100,11 +115,13 @@ class Acceptor:
             future_days=self.settings.future_days,
             retention_days=self.settings.raw_retention_days,
         ).report
+        # The digest is of the report as stored: validation may have stored plugins that are not public as 'other'.
+        return Accepted(stored, digest if stored is report else None)
 
-    def admit(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
+    def admit(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Accepted:
         """:meth:`accept`, then take a token of the reporter's rate limit (429 when there is none)."""
-        report = self.accept(level, body, content_type=content_type, encoding=encoding)
-        wait = self.limiter.check_reporter(report.app, report.reporter)
+        accepted = self.accept(level, body, content_type=content_type, encoding=encoding)
+        wait = self.limiter.check_reporter(accepted.report.app, accepted.report.reporter)
         if wait is not None:
             raise Rejection(429, "rate_limited", "reporter", "too many reports from this reporter", retry_after=wait)
-        return report
+        return accepted

@@ -89,11 +89,11 @@ class ThreadStorer:
     ) -> StoreOutcome:
         """Decode, validate, limit, then wait for the writer to commit the report."""
         if len(body) <= INLINE_BYTES:
-            report = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding)
+            accepted = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding)
         else:
             admit = self.acceptor.admit
-            report = await run_in_threadpool(admit, level, body, content_type=content_type, encoding=encoding)
-        future = self.writer.submit(Arrival(report, received, country))
+            accepted = await run_in_threadpool(admit, level, body, content_type=content_type, encoding=encoding)
+        future = self.writer.submit(Arrival(accepted.report, received, country, accepted.digest))
         try:
             return await asyncio.wrap_future(future)
         except Exception as error:

@@ -330,7 +330,7 @@ def _accepting(
                 elif message[0] == "report":
                     _, number, level, body, content_type, encoding, received, country = message
                     try:
-                        report = acceptor.admit(level, body, content_type=content_type, encoding=encoding)
+                        accepted = acceptor.admit(level, body, content_type=content_type, encoding=encoding)
                     except Rejection as rejection:
                         refusals.append(_message("refused", number, *_rejection_parts(rejection)))
                         continue
@@ -339,7 +339,7 @@ def _accepting(
                         refusals.append(_message("failed", number, f"accepting failed: {type(error).__name__}"))
                         continue
                     when = datetime.datetime.fromtimestamp(received, datetime.timezone.utc)
-                    work.put(("arrival", number, Arrival(report, when, country)))
+                    work.put(("arrival", number, Arrival(accepted.report, when, country, accepted.digest)))
             connection.send(refusals)
     finally:
         work.put(_STOP)

@@ -80,11 +80,16 @@ def period_start(period: str, day: datetime.date) -> datetime.date:
 
 @dataclass(frozen=True)
 class Arrival:
-    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up)."""
+    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up).
+
+    ``digest``: the report's :func:`~consentry_server.storage.rows.report_digest` when it is already known
+    (decoding a canonical body gives it for free); ``None``, and storage computes it.
+    """
 
     report: Report
     received: datetime.datetime
     country: str | None = None
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True)
