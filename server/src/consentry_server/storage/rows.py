@@ -52,9 +52,12 @@ COUNTER_KINDS = {
 KIND_NAMES = {number: name for name, number in COUNTER_KINDS.items()}
 
 
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical(value: object) -> str:
     """Compact JSON with sorted keys: the stored name of a structured counter."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def report_digest(report: Report) -> bytes:
