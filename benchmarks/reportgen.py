@@ -29,6 +29,7 @@ from consentry.wire import (
     Plugin,
     Report,
     decode,
+    encode,
     to_json,
 )
 from consentry_examples import Example, all_examples
@@ -237,10 +238,15 @@ def compact(report: Report) -> str:
 
 
 def split_template(report: Report) -> tuple[str, str]:
-    """A template report's compact JSON split around its reporter id (which must be :data:`PLACEHOLDER`)."""
-    text = compact(report)
-    marker = f'"reporter":"{PLACEHOLDER}"'
+    """A template report's canonical encoding split around its reporter id (which must be :data:`PLACEHOLDER`).
+
+    The canonical encoding (:func:`consentry.wire.encode`) is what the client uploads (gzip-compressed; the
+    benchmarks send it uncompressed). Its line breaks are written as the two characters ``\\n`` (no string in a
+    report may hold a backslash), so that a template stays on one line; ``wrk_reports.lua`` puts them back.
+    """
+    text = encode(report).decode("ascii").replace("\n", "\\n")
+    marker = f'"reporter": "{PLACEHOLDER}"'
     assert report.reporter == PLACEHOLDER
     assert text.count(marker) == 1
     before, after = text.split(marker)
-    return before + '"reporter":"', '"' + after
+    return before + '"reporter": "', '"' + after

@@ -18,9 +18,10 @@
 Load comes from wrk (Debian package ``wrk``) on 127.0.0.1 only, bounded in time (seconds per phase) with a Lua
 script that posts a distinct report in every request (benchmarks/wrk_reports.lua), so idempotency never turns
 the load into duplicates. Reports are varied, valid reports of the example applications (benchmarks/reportgen.py),
-sent as plain JSON. Servers run in their own processes (benchmarks/serve_bench.py) on free ports and are
-stopped at the end. Throughput is the median over interleaved rounds, so that every server sees the same
-machine load; a round measures each server in turn, in a rotating order.
+each in the client's canonical encoding, sent uncompressed (the client gzips it; wrk cannot). Servers run in their
+own processes (benchmarks/serve_bench.py) on free ports and are stopped at the end. Throughput is the median over
+interleaved rounds, so that every server sees the same machine load; a round measures each server in turn, in a
+rotating order.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 --
 --   wrk -t THREADS -c CONNECTIONS -d SECONDS -s wrk_reports.lua URL -- TEMPLATES PHASE [RATE]
 --
--- TEMPLATES is a file of report templates, one a line: "level<TAB>json-before-reporter<TAB>json-after-reporter".
+-- TEMPLATES is a file of report templates, one a line: "level<TAB>json-before-reporter<TAB>json-after-reporter",
+-- the JSON being the client's canonical encoding with its line breaks written as the two characters \n.
 -- Each request takes the next template and puts a new reporter id in it, made of PHASE, the thread's number and
 -- a per-thread counter, so no two requests of a run (or of two phases with different PHASE numbers) carry the
 -- same report: idempotency never turns the load into cheap duplicates.
@@ -43,7 +44,8 @@ function init(args)
   templates = {}
   for line in io.lines(args[1]) do
     local level, before, after = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)$")
-    table.insert(templates, { "/v1/reports/" .. level, before, after })
+    -- line breaks of the canonical encoding are written as the two characters \n in the template file
+    table.insert(templates, { "/v1/reports/" .. level, (before:gsub("\\n", "\n")), (after:gsub("\\n", "\n")) })
   end
   phase = tonumber(args[2])
   sent = 0
