@@ -61,6 +61,7 @@ PINNED = {
         "WireError",
         "decode",
         "encode",
+        "from_checked",
         "from_json",
         "json_schema",
         "to_json",
