@@ -11,6 +11,7 @@ from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report, encode
 from consentry_server.catalog import Catalog
 from consentry_server.validate import Rejection, Validated, encode_checked, validate_report
+from support.mutations import small_report
 
 TODAY = datetime.date(2026, 11, 18)
 DAY = TODAY - datetime.timedelta(days=1)
@@ -18,16 +19,7 @@ ADD_IMAGE = "napari:layer:add_image"
 
 
 def report(manifest: Manifest, level: str, **fields: object) -> Report:
-    base = Report(
-        app=manifest.name,
-        app_version="1.0.0",
-        level=level,
-        consent_version=manifest.consent_version,
-        reporter="ab" * 16,
-        first_report=False,
-        days=(DAY,),
-    )
-    return replace(base, **fields)  # type: ignore[arg-type]
+    return small_report(manifest, level, DAY, **fields)
 
 
 @pytest.fixture

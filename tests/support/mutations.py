@@ -7,6 +7,7 @@ application, and the fast decoder's tests (``tests/server/test_fast_decode.py``)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from consentry.manifest import Manifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
 
-__all__ = ["JSON", "ODD_TEXT", "OUT_OF_RANGE", "mutated", "nodes", "valid_reports"]
+__all__ = ["JSON", "ODD_TEXT", "OUT_OF_RANGE", "mutated", "nodes", "small_report", "valid_reports"]
 
 Path = tuple[str | int, ...]
 JSON = st.recursive(
@@ -42,22 +43,27 @@ def _utc_today() -> datetime.date:
     return datetime.datetime.now(datetime.timezone.utc).date()
 
 
+def small_report(manifest: Manifest, level: str, day: datetime.date, **fields: Any) -> Report:
+    """A report of ``manifest`` at ``level`` for ``day``, from a fixed reporter; ``fields`` add to it or replace."""
+    base = Report(
+        app=manifest.name,
+        app_version="1.0.0",
+        level=level,
+        consent_version=manifest.consent_version,
+        reporter="ab" * 16,
+        first_report=False,
+        days=(day,),
+    )
+    return dataclasses.replace(base, **fields)
+
+
 def valid_reports(manifests: dict[str, Manifest]) -> list[Report]:
     """Valid reports of every shape: each level of napari-like, plugins, data, and stripepy-like commands."""
     day = _utc_today() - datetime.timedelta(days=1)
     napari, stripepy = manifests["napari-like"], manifests["stripepy-like"]
 
     def report(manifest: Manifest, level: str, **fields: Any) -> Report:
-        return Report(
-            app=manifest.name,
-            app_version="1.0.0",
-            level=level,
-            consent_version=manifest.consent_version,
-            reporter="ab" * 16,
-            first_report=False,
-            days=(day,),
-            **fields,
-        )
+        return small_report(manifest, level, day, **fields)
 
     return [
         report(
