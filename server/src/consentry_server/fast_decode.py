@@ -140,11 +140,33 @@ if any(name == "" for name in _UNIQUE) or not set(_UNIQUE) <= set(REPORT.fields)
     raise ImportError("fast_decode checks unique items only in arrays that are fields of the report itself")
 _DATING = _dated_keys(REPORT) or (lambda document: document)
 _TOP = _optionals(REPORT)
-_NESTED = {
-    optional.name: _optionals(optional.inner.item)
+#: The report's optional arrays of objects (plugins, commands, data), by name.
+_ARRAYS = {
+    optional.name: optional.inner.item
     for optional in _TOP
     if isinstance(optional.inner, Array) and isinstance(optional.inner.item, Object)
 }
+_NESTED = {name: _optionals(item) for name, item in _ARRAYS.items()}
+
+
+def _objects(node: Node) -> list[Object]:
+    """Every object type within ``node``, ``node`` included."""
+    if isinstance(node, Object):
+        return [node, *(found for member in node.fields.values() for found in _objects(member.node))]
+    if isinstance(node, Array):
+        return _objects(node.item)
+    if isinstance(node, Map):
+        return _objects(node.value)
+    if isinstance(node, Nullable):
+        return _objects(node.inner)
+    if isinstance(node, OneOf):
+        return [found for option in node.options for found in _objects(option)]
+    return []
+
+
+_COVERED = {id(REPORT)} | {id(item) for item in _ARRAYS.values()}
+if any(_optionals(node) and id(node) not in _COVERED for node in _objects(REPORT)):
+    raise ImportError("fast_decode fills in defaults only in the report and in the objects of its arrays")
 
 
 def _canonical_defaults(document: dict[str, Any]) -> bool:
