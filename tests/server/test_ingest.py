@@ -10,7 +10,6 @@ import datetime
 import gzip
 import json
 import tracemalloc
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -19,21 +18,14 @@ from starlette.testclient import TestClient
 
 from consentry.wire import Activity, Report, encode
 from consentry_server.app import create_app
+from support.bodies import MIB, chunked, gzip_bomb
 
 JSON = {"content-type": "application/json"}
-MIB = 1024 * 1024
 
 
 def utc_today() -> datetime.date:
     """The server's idea of today: ingest uses the UTC date."""
     return datetime.datetime.now(datetime.timezone.utc).date()
-
-
-def gzip_bomb(size: int = 50 * MIB) -> bytes:
-    """``size`` zero bytes, gzip-compressed (about 1000:1) without holding them in memory."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(MIB)
-    return b"".join([*(compressor.compress(chunk) for _ in range(size // MIB)), compressor.flush()])
 
 
 def document() -> dict[str, object]:
@@ -82,12 +74,6 @@ def client(request, settings, storage) -> Iterator[TestClient]:
     app = create_app(settings, storage) if request.param == "thread" else create_app(settings)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def chunked(body: bytes) -> Iterator[bytes]:
-    """A body sent without Content-Length (chunked), 64 KiB at a time."""
-    for start in range(0, len(body), 64 * 1024):
-        yield body[start : start + 64 * 1024]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import json
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -22,9 +21,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from support.bodies import chunked, gzip_bomb
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MIB = 1024 * 1024
 NANOS = 1_000_000_000
 SQL = "x'); DROP TABLE reports; --"
 HUGE = "A" * 200_000
@@ -102,12 +102,6 @@ def with_deep_attribute(depth: int) -> bytes:
     resource = message.resource_spans[0].resource.SerializeToString()
     resource_spans = b"\x0a" + _varint(len(resource)) + resource + b"\x12" + _varint(len(scope)) + scope
     return b"\x0a" + _varint(len(resource_spans)) + resource_spans
-
-
-def gzip_bomb(size: int = 50 * MIB) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(MIB)
-    return b"".join([*(compressor.compress(chunk) for _ in range(size // MIB)), compressor.flush()])
 
 
 def protobuf(message: Message) -> bytes:
@@ -201,11 +195,6 @@ def stored(client) -> None:
     """An export already stored, so the raw tables are not empty when a bad request arrives."""
     response = client.post("/v1/traces", content=protobuf(request()), headers={"content-type": PROTOBUF})
     assert response.status_code == 200, response.text
-
-
-def chunked(body: bytes) -> Iterator[bytes]:
-    for start in range(0, len(body), 64 * 1024):
-        yield body[start : start + 64 * 1024]
 
 
 def status(response) -> Status:

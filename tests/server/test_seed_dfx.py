@@ -15,7 +15,6 @@ import json
 import os
 import stat
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +30,12 @@ from consentry_server.config import Settings
 from consentry_server.seed_formats.batch_key import batch_key_path, batch_reporter
 from consentry_server.seed_formats.dfx import MAX_LINE_LENGTH, MAX_RECORDS
 from consentry_server.storage import open_storage
+from support.bodies import chunked, gzip_bomb
 from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
 
 DFX = Path(__file__).parent / "seed_formats" / "dfx.toml"
 ROUTE = "/dfx/v1/commands"
 JSON = {"content-type": "application/json"}
-MIB = 1024 * 1024
 BATCH = "5b0ba7ee-52e0-4bb7-a9ad-4c9b2ff11e2c"
 OTHER_BATCH = "0e9c8f4b-7d3e-4c41-9f7a-2d1f5e6a8b90"
 
@@ -402,17 +401,6 @@ def test_the_stored_batch_is_stored_and_aggregated_exactly_as_the_same_native_re
 
 
 # ---- bad input -------------------------------------------------------------------------------------------------
-def gzip_bomb(size: int = 50 * MIB) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(MIB)
-    return b"".join([*(compressor.compress(chunk) for _ in range(size // MIB)), compressor.flush()])
-
-
-def chunked(body: bytes) -> Iterator[bytes]:
-    for offset in range(0, len(body), 64 * 1024):
-        yield body[offset : offset + 64 * 1024]
-
-
 def then(**changes: object) -> Callable[[], bytes]:
     """A good record, then one with ``changes`` (a value of ``...`` removes the key), in one batch."""
 

@@ -17,7 +17,6 @@ import os
 import re
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +31,11 @@ from consentry_server.app import create_app
 from consentry_server.config import Settings
 from consentry_server.seed_formats.slicer import MAX_ENTRIES
 from consentry_server.storage import open_storage
+from support.bodies import chunked, gzip_bomb
 from support.paths import SLICER
 from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
 
 JSON = {"content-type": "application/json"}
-MIB = 1024 * 1024
 Row = dict[str, str]
 
 
@@ -263,17 +262,6 @@ purpose = "How often it runs."
 
 
 # ---- bad input -------------------------------------------------------------------------------------------------
-def gzip_bomb(size: int = 50 * MIB) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(MIB)
-    return b"".join([*(compressor.compress(chunk) for _ in range(size // MIB)), compressor.flush()])
-
-
-def chunked(body: bytes) -> Iterator[bytes]:
-    for offset in range(0, len(body), 64 * 1024):
-        yield body[offset : offset + 64 * 1024]
-
-
 GOOD = {"component": "Data", "event": "enter", "day": ago(1), "times": "1"}
 
 
