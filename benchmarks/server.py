@@ -6,7 +6,10 @@
    process and its storing process; a 2xx means committed) against the same server stack (same uvicorn
    settings, same Starlette application and middleware) answering an empty 204 on the same route (target:
    >= 0.5); beside them, the steps between the two in one process (reading the body, decoding and validating,
-   storing in a thread), which split a request's cost into its parts;
+   storing in a thread), which split a request's cost into its parts; and the CPU each used per request (server
+   processes and wrk, from /proc), set against what the targets of 1 and 2 leave per request on this machine's
+   cores (at a rate R, C cores give C / R seconds of CPU to each request: more than that, and no arrangement of
+   the same work reaches R);
 2. the same against a naive implementation of NAP-8's proposal (benchmarks/naive_nap8.py: FastAPI, pydantic
    models of the report, one SQLite commit per request) under the same load (target: >= 10x);
 3. p99 latency at 80% of the maximum rate measured in 1, with a paced load;
@@ -34,7 +37,9 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import os
 import queue
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -98,6 +103,9 @@ class Load:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    generator_cpu: float = 0.0  # CPU seconds wrk used
+    server_cpu: tuple[float, ...] = ()  # CPU seconds each server process used (see Server.load)
+    idle: float | None = None  # the machine's idle share while the load ran
 
     @property
     def rate(self) -> float:
@@ -114,6 +122,52 @@ class Load:
         return f"p50 {self.p50_ms:.1f} ms, p90 {self.p90_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"
 
 
+# ---- CPU accounting (Linux /proc) -------------------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used so far; 0 if it is gone or /proc is missing."""
+    try:
+        # The name (field 2) may hold spaces and parentheses: the fields that follow start after its last ')'.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime and stime, fields 14 and 15
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (its storing process, for ``consentry``)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def machine_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of every core since boot, or ``None`` without /proc/stat."""
+    try:
+        ticks = [int(field) for field in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O
+
+
+def idle_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's cores left idle between two :func:`machine_times`."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's children that have ended and been waited for (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_load(
     ports: Sequence[int], templates: Path, seconds: float, connections: int, rate: float | None = None
 ) -> Load:
@@ -122,6 +176,7 @@ def run_load(
     With several ports, the percentiles are those of the slowest server (wrk reports them per run).
     """
     processes = []
+    generator_before = children_cpu()  # only the wrk runs end while a load runs: servers end at the very end
     for port in ports:
         command = ["wrk", "-t1", f"-c{max(1, connections // len(ports))}", f"-d{seconds:g}s", "--timeout", "10s"]
         command += ["-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(templates), str(next(_phases))]
@@ -135,6 +190,7 @@ def run_load(
         if process.returncode != 0 or not lines:
             raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.strip() or stdout.strip()}")
         results.append(json.loads(lines[-1].removeprefix("WRK_RESULT ")))
+    generator_cpu = children_cpu() - generator_before
     socket_errors = sum(r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"] for r in results)
     return Load(
         requests=sum(r["requests"] for r in results),
@@ -144,6 +200,7 @@ def run_load(
         p50_ms=max(r["p50_us"] for r in results) / 1000,
         p90_ms=max(r["p90_us"] for r in results) / 1000,
         p99_ms=max(r["p99_us"] for r in results) / 1000,
+        generator_cpu=generator_cpu,
     )
 
 
@@ -175,8 +232,12 @@ class Server:
         self.port = int(line.split()[1])
 
     def load(self, templates: Path, seconds: float, connections: int, rate: float | None = None) -> Load:
-        """Load this server alone."""
+        """Load this server alone; with the CPU its processes used (the serving one first) and the idle share."""
+        pids = [self.process.pid, *child_pids(self.process.pid)]
+        before, machine = [process_cpu(pid) for pid in pids], machine_times()
         result = run_load([self.port], templates, seconds, connections, rate)
+        used = tuple(process_cpu(pid) - start for pid, start in zip(pids, before, strict=True))
+        result = dataclasses.replace(result, server_cpu=used, idle=idle_share(machine, machine_times()))
         self.acknowledged += result.acknowledged
         return result
 
@@ -261,6 +322,50 @@ def interleaved(
     return loads
 
 
+def cpu_per_request(results: Sequence[Load]) -> tuple[list[float], float, float | None]:
+    """Over all ``results``: µs of CPU per request of each server process and of wrk, and the median idle share."""
+    requests = max(1, sum(load.requests for load in results))
+    processes = max(len(load.server_cpu) for load in results)
+    server = [sum(load.server_cpu[i] for load in results if i < len(load.server_cpu)) for i in range(processes)]
+    idles = [load.idle for load in results if load.idle is not None]
+    generator = sum(load.generator_cpu for load in results) / requests * 1e6
+    idle = statistics.median(idles) if idles else None
+    return [cpu / requests * 1e6 for cpu in server], generator, idle
+
+
+def cpu_part(loads: dict[str, list[Load]], kinds: dict[str, str], targets: dict[str, float]) -> None:
+    """Where the CPU goes, and what the throughput targets leave for it on this machine.
+
+    At ``rate`` requests per second, the machine's cores give ``cores / rate`` seconds of CPU to each request,
+    for the server and the load generator together. If the server and wrk use more than that per request, no
+    arrangement of the same work can reach the rate; if less, the shortfall is in how the work overlaps.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    say("CPU per request over all rounds (server processes, serving one first; wrk), and the machine's idle share:")
+    used = {}
+    for kind, label in kinds.items():
+        server, generator, idle = cpu_per_request(loads[kind])
+        used[kind] = sum(server) + generator
+        parts = " + ".join(f"{cpu:.0f}" for cpu in server) + (f" = {sum(server):.0f}" if len(server) > 1 else "")
+        shown = f"{idle:.0%}" if idle is not None else "unknown"
+        print(f"    {label:<52} server {parts + ' us':<20} wrk {generator:3.0f} us   idle {shown}")
+    if not used["consentry"]:
+        return  # no /proc: nothing measured
+    for name, rate in targets.items():
+        available = cores / rate * 1e6
+        needed = used["consentry"]
+        verdict = (
+            f"{needed / available:.2f}x what the cores can give, even if none were ever idle"
+            if needed > available
+            else "within what the cores can give: the shortfall is in how the processes overlap"
+        )
+        print(
+            f"    at {name} ({rate:.0f}/s), {cores} cores give {available:.0f} us of CPU per request to the server "
+            f"and wrk together; durable ingest uses {needed:.0f} us: {verdict}; decoding and validating alone, "
+            f"storing nothing, uses {used['validate']:.0f} us"
+        )
+
+
 def paced_part(
     args: argparse.Namespace, by_kind: dict[str, Server], templates: Path, maximum: float, summary: list[Target]
 ) -> None:
@@ -321,6 +426,10 @@ def ingest_part(args: argparse.Namespace, folder: Path, templates: Path, summary
             "    the storing process takes decoding, validation and storage off the serving process's core: "
             f"{best['consentry'] / best['consentry-thread']:.2f}x the throughput of storing in a thread"
         )
+        targets = {"the target of figure 1, 0.5x the empty 204": 0.5 * best["empty"]}
+        if naive:
+            targets["the target of figure 2, 10x the naive server"] = 10 * best["naive"]
+        cpu_part(loads, kinds, targets)
         ratio = best["consentry"] / best["empty"]
         print(f"1. durable ingest / empty 204 on the same stack: {ratio:.2f} (target >= 0.5: {at_least(ratio, 0.5)})")
         summary.append(Target("1. durable ingest / empty 204", f"{ratio:.2f}", ">= 0.5", at_least(ratio, 0.5)))
