@@ -11,6 +11,11 @@ the client's own code (:func:`consentry.wire.from_checked`).
 It answers ``None`` whenever it is not sure, and the caller decodes with :func:`consentry.wire.decode`, whose
 verdict and error message stand. So this path can only accept what the standard decoder accepts, with the same
 result (``tests/server/test_fast_decode.py`` checks that on generated bodies); anything else costs only time.
+What is derived from the schema is a :class:`Plan` (:func:`plan_for`). The derivation refuses, with
+:class:`UnsupportedSchemaError` as this module loads, a schema holding what the plan cannot mirror exactly
+(``tests/server/test_fast_decode_plan.py`` shows each refusal on a small schema): better no server than a fast
+path that disagrees with the standard decoder on a newer schema.
+
 It also returns the report's digest (:func:`~consentry_server.storage.rows.report_digest`), which falls out of
 the check for free: the compact key-sorted JSON it hashes is an intermediate step.
 """
@@ -29,7 +34,7 @@ from consentry.wire import Report, WireError, from_checked
 from consentry.wire.schema import REPORT
 from consentry.wire.spec import Array, Bool, Date, Enum, Int, Map, Node, Nullable, Object, OneOf, Str
 
-__all__ = ["Decoded", "decode_canonical"]
+__all__ = ["Decoded", "Plan", "UnsupportedSchemaError", "decode_canonical", "plan_for"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ def _dated_keys(node: Node) -> _Dating | None:
 
         return object_dating
     if isinstance(node, OneOf) and any(_dated_keys(option) for option in node.options):
-        raise ImportError("fast_decode cannot tell which option of a OneOf holds date keys")
+        raise UnsupportedSchemaError("fast_decode cannot tell which option of a OneOf holds date keys")
     return None
 
 
@@ -133,20 +138,11 @@ def _optionals(node: Object) -> list[_Optional]:
     ]
 
 
-_UNIQUE: list[str] = []
-_DECODER = msgspec.json.Decoder(_type(REPORT, _UNIQUE))
-_ENCODER = msgspec.json.Encoder(order="sorted")
-if any(name == "" for name in _UNIQUE) or not set(_UNIQUE) <= set(REPORT.fields):
-    raise ImportError("fast_decode checks unique items only in arrays that are fields of the report itself")
-_DATING = _dated_keys(REPORT) or (lambda document: document)
-_TOP = _optionals(REPORT)
-#: The report's optional arrays of objects (plugins, commands, data), by name.
-_ARRAYS = {
-    optional.name: optional.inner.item
-    for optional in _TOP
-    if isinstance(optional.inner, Array) and isinstance(optional.inner.item, Object)
-}
-_NESTED = {name: _optionals(item) for name, item in _ARRAYS.items()}
+class UnsupportedSchemaError(ImportError):
+    """The wire schema holds a construct :func:`plan_for` cannot mirror exactly; raised when this module loads.
+
+    Better to refuse to start than to decode a newer schema differently from the standard decoder.
+    """
 
 
 def _objects(node: Node) -> list[Object]:
@@ -164,28 +160,13 @@ def _objects(node: Node) -> list[Object]:
     return []
 
 
-_COVERED = {id(REPORT)} | {id(item) for item in _ARRAYS.values()}
-if any(_optionals(node) and id(node) not in _COVERED for node in _objects(REPORT)):
-    raise ImportError("fast_decode fills in defaults only in the report and in the objects of its arrays")
+#: Nodes decoded to hashable values, whose uniqueness a set can check.
+_SCALARS = (Str, Date, Int, Bool, Enum)
 
 
-def _canonical_defaults(document: dict[str, Any]) -> bool:
-    """Fill in absent optional fields; False if one was given holding its default (not canonical)."""
-    for optional in _TOP:
-        value = document.get(optional.name, _MISSING)
-        if value is _MISSING:
-            document[optional.name] = optional.default()
-            continue
-        if value == optional.default():
-            return False
-        for item in value if optional.name in _NESTED else ():
-            for nested in _NESTED[optional.name]:
-                inner = item.get(nested.name, _MISSING)
-                if inner is _MISSING:
-                    item[nested.name] = nested.default()
-                elif inner == nested.default():
-                    return False
-    return True
+def _array(node: Node) -> Array:
+    """The array ``node`` is (possibly nullable)."""
+    return _array(node.inner) if isinstance(node, Nullable) else node  # type: ignore[return-value]
 
 
 _MISSING: Any = object()
@@ -193,23 +174,96 @@ _MISSING: Any = object()
 _OPENING = b'{\n  "'
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How to decode canonical encodings of one schema (:func:`plan_for`) into its checked document."""
+
+    decoder: msgspec.json.Decoder[Any]
+    #: The top-level arrays whose items must differ (msgspec has no such constraint).
+    unique: tuple[str, ...]
+    dating: _Dating
+    #: Optional fields with defaults: the top level's, and those of the objects of its arrays, by array.
+    top: tuple[_Optional, ...]
+    nested: dict[str, tuple[_Optional, ...]]
+
+    def document(self, body: bytes) -> tuple[dict[str, Any], bytes] | None:
+        """The document ``body`` encodes, and its compact key-sorted JSON (what the digest is of).
+
+        The document is what :meth:`Object.check <consentry.wire.spec.Object.check>` returns: dates decoded,
+        defaults filled in. ``None`` unless ``body`` is the canonical encoding of a document the schema accepts,
+        rules that span fields aside.
+        """
+        if not body.startswith(_OPENING) or not body.endswith(b"}\n"):
+            return None  # not even shaped like one: spare the attempt
+        try:
+            document = self.decoder.decode(body)
+        except msgspec.MsgspecError:
+            return None
+        compact = _ENCODER.encode(document)
+        if msgspec.json.format(compact, indent=2) + b"\n" != body:
+            return None
+        if any((items := document.get(name)) and len(set(items)) != len(items) for name in self.unique):
+            return None
+        if not self._canonical_defaults(document):
+            return None
+        try:
+            return self.dating(document), compact
+        except ValueError:  # a date key that is not a calendar date
+            return None
+
+    def _canonical_defaults(self, document: dict[str, Any]) -> bool:
+        """Fill in absent optional fields; False if one was given holding its default (not canonical)."""
+        for optional in self.top:
+            value = document.get(optional.name, _MISSING)
+            if value is _MISSING:
+                document[optional.name] = optional.default()
+                continue
+            if value == optional.default():
+                return False
+            for item in value if optional.name in self.nested else ():
+                for nested in self.nested[optional.name]:
+                    inner = item.get(nested.name, _MISSING)
+                    if inner is _MISSING:
+                        item[nested.name] = nested.default()
+                    elif inner == nested.default():
+                        return False
+        return True
+
+
+def plan_for(schema: Object) -> Plan:
+    """The :class:`Plan` of ``schema``; :class:`UnsupportedSchemaError` if it holds what the plan cannot mirror."""
+    unique: list[str] = []
+    decoder = msgspec.json.Decoder(_type(schema, unique))
+    if any(name == "" for name in unique) or not set(unique) <= set(schema.fields):
+        raise UnsupportedSchemaError("fast_decode checks unique items only in arrays that are top-level fields")
+    if any(not isinstance(_array(schema.fields[name].node).item, _SCALARS) for name in unique):
+        raise UnsupportedSchemaError("fast_decode checks unique items only in arrays of strings, dates and numbers")
+    dating = _dated_keys(schema) or (lambda document: document)
+    top = _optionals(schema)
+    arrays = {
+        optional.name: optional.inner.item
+        for optional in top
+        if isinstance(optional.inner, Array) and isinstance(optional.inner.item, Object)
+    }
+    covered = {id(schema)} | {id(item) for item in arrays.values()}
+    if any(_optionals(node) and id(node) not in covered for node in _objects(schema)):
+        raise UnsupportedSchemaError("fast_decode fills in defaults only at the top level and in its arrays' objects")
+    nested = {name: tuple(_optionals(item)) for name, item in arrays.items()}
+    return Plan(decoder, tuple(unique), dating, tuple(top), nested)
+
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
+_PLAN = plan_for(REPORT)
+
+
 def decode_canonical(body: bytes) -> Decoded | None:
     """The report ``body`` encodes and its digest, if ``body`` is a valid canonical report; otherwise ``None``."""
-    if not body.startswith(_OPENING) or not body.endswith(b"}\n"):
-        return None  # not even shaped like one: spare the attempt
+    found = _PLAN.document(body)
+    if found is None:
+        return None
+    document, compact = found
     try:
-        document = _DECODER.decode(body)
-    except msgspec.MsgspecError:
-        return None
-    compact = _ENCODER.encode(document)
-    if msgspec.json.format(compact, indent=2) + b"\n" != body:
-        return None
-    if any(len(set(document[name])) != len(document[name]) for name in _UNIQUE):
-        return None
-    if not _canonical_defaults(document):
-        return None
-    try:
-        report = from_checked(_DATING(document))
-    except (ValueError, WireError):  # a date key that is not a calendar date; a rule that spans fields
+        report = from_checked(document)
+    except WireError:  # a rule that spans fields
         return None
     return Decoded(report, hashlib.sha256(compact).digest())
