@@ -87,6 +87,17 @@ def next_day(recorder: Recorder, clock: FixedClock) -> None:
     clock.advance(datetime.timedelta(days=1))
 
 
+def a_day_of_view(manifest: Manifest, home, environ, clock: FixedClock) -> AppSession:
+    """A day with one ``view`` command at the basic level, then the next day's session, its reports prepared."""
+    recorder = record_a_day(manifest, home, environ, clock, "basic")
+    with recorder.command("view"):
+        pass
+    next_day(recorder, clock)
+    session = AppSession.open(manifest, home=home, environ=environ, clock=clock)
+    session.prepare_reports()
+    return session
+
+
 def scalars(document: object) -> set[object]:
     """Every key and value in a JSON document."""
     if isinstance(document, dict):
@@ -220,12 +231,7 @@ def test_nothing_is_exported_without_consent(stripepy, home, environ, clock, col
     ids=["refused", "server error", "no answer"],
 )
 def test_a_report_the_server_did_not_accept_is_not_exported(stripepy, home, environ, clock, collector, answer):
-    recorder = record_a_day(stripepy, home, environ, clock, "basic")
-    with recorder.command("view"):
-        pass
-    next_day(recorder, clock)
-    session = AppSession.open(stripepy, home=home, environ=environ, clock=clock)
-    session.prepare_reports()
+    session = a_day_of_view(stripepy, home, environ, clock)
     transport = collector.transport(MemoryTransport([answer]))
     assert session.upload(transport, force=True).sent == 0
     assert transport.exported == 0
@@ -365,12 +371,7 @@ def test_the_sdks_otlp_exporter_posts_what_init_sends_from_its_thread(home, envi
 
 
 def test_a_collector_on_another_host_than_the_levels_gets_nothing(stripepy, home, environ, clock, otlp):
-    recorder = record_a_day(stripepy, home, environ, clock, "basic")
-    with recorder.command("view"):
-        pass
-    next_day(recorder, clock)
-    session = AppSession.open(stripepy, home=home, environ=environ, clock=clock)
-    session.prepare_reports()
+    session = a_day_of_view(stripepy, home, environ, clock)
     transport = OtelTransport(otlp.url, inner=MemoryTransport())  # stripepy-like reports go to its own host
     assert session.upload(transport, force=True).sent == 1
     assert transport.exported == 0
