@@ -12,6 +12,7 @@ Answers: an ``Export*ServiceResponse`` on success (with ``partial_success`` when
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -35,8 +36,12 @@ _GRPC_CODES = {400: 3, 404: 5, 413: 8, 415: 3, 429: 8, 503: 14}
 M = TypeVar("M", bound=Message)
 
 
-def _status_class() -> type[Message]:
-    """``google.rpc.Status`` (code, message; no details), in a pool of its own so it clashes with no other copy."""
+def _status_class() -> Callable[..., Message]:
+    """``google.rpc.Status`` (code, message; no details), in a pool of its own so it clashes with no other copy.
+
+    Typed as a callable taking the fields as keywords: protobuf's stubs (types-protobuf 7.35) no longer declare
+    the keyword constructor on ``Message`` itself, only on generated classes, and this one is built at run time.
+    """
     field = descriptor_pb2.FieldDescriptorProto
     status = descriptor_pb2.DescriptorProto(
         name="Status",
