@@ -22,11 +22,11 @@ from types import SimpleNamespace
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, MemoryTransport, Recorder
+from consentry import AppSession, FixedClock, Manifest, MemoryTransport, NullRecorder, Recorder
 from consentry.manifest import loads_manifest
 from consentry.paths import Paths
 from consentry.state import load_state, save_state
-from consentry.store import Store
+from consentry.store import Store, merge_journal
 from consentry.tally import Tallies
 from consentry.worker import RUN_AFTER, STEP, Worker
 
@@ -140,8 +140,7 @@ def test_a_worker_prepares_completed_days_at_start_and_uploads_them_through_its_
 
     # Something is pending again the same day: neither this worker nor a new one uploads it.
     [entry] = [entry for entry in session.outbox.history() if entry.url.endswith("/basic")]
-    again = session.paths.pending / f"{full.days[0].isoformat()}.basic.json"
-    again.write_bytes(entry.report.encode())
+    session.outbox.put(consentry.decode(entry.report.encode()), epoch=session.decision.epoch)
     assert len(session.outbox.pending()) == 1
     worker.maybe_upload()
     fresh = Worker(recorder, session, transport=transport)
@@ -157,10 +156,20 @@ def test_a_worker_prepares_completed_days_at_start_and_uploads_them_through_its_
     assert session.outbox.pending() == []
 
 
-@pytest.mark.parametrize(("mode", "variables"), [("local", {}), ("on", {"CI": "true"})], ids=["local", "ci"])
-def test_the_worker_sends_nothing_when_sending_is_not_allowed(napari, home, environ, mode, variables):
-    record_yesterday(napari, home, environ, mode=mode)
-    environ = {**environ, **variables}
+def test_in_ci_init_records_nothing_and_starts_no_thread(napari, home, environ):
+    record_yesterday(napari, home, environ)  # counted outside CI, not yet reported
+    environ = {**environ, "CI": "true"}
+    recorder = consentry.init(napari, home=home, environ=environ, app_version="0.5.6", flush_at_exit=False)
+    assert isinstance(recorder, NullRecorder)
+    assert "CI" in recorder.reason
+    assert worker_threads(napari.name) == []
+    session = AppSession.open(napari, home=home, environ=environ)
+    assert session.prepare_reports() == []
+    assert session.upload(MemoryTransport()).sent == 0
+
+
+def test_the_worker_sends_nothing_in_local_mode(napari, home, environ):
+    record_yesterday(napari, home, environ, mode="local")
     transport = MemoryTransport()
     recorder = start(napari, home, environ, background=True, flush_interval=0.05, transport=transport)
     session = AppSession.open(napari, home=home, environ=environ)
@@ -643,6 +652,8 @@ def test_a_forked_child_flushes_only_its_own_counts(full_recorder, home, clock):
     if pid == 0:
         _child(_count_and_flush(full_recorder, 3))
     assert _wait_child(pid, JOIN) == 0
+    assert counters(home, "napari-like", clock.today(), "event") == {}  # the child only writes its journal
+    merge_journal(Paths(home).app("napari-like"))  # ... which the parent (or the next run) merges
     assert counters(home, "napari-like", clock.today(), "event") == {ADD_LABELS: 3}
     full_recorder.count(ADD_IMAGE, 2)
     full_recorder.flush()
@@ -654,8 +665,8 @@ def test_a_forked_child_flushes_only_its_own_counts(full_recorder, home, clock):
 def test_a_child_forked_while_a_flush_is_in_progress_can_flush(full_recorder, home, clock):
     # A flush in progress (here: a thread holding the flush lock, as the background flush does while it writes)
     # when the host forks. The child has no such thread: its own flush must not wait for it. (A fork in the
-    # middle of an SQLite transaction is another matter: SQLite's in-process lock table is copied too, and the
-    # child's flush then finds the store busy and goes quiet, which is the most that can be asked of it.)
+    # middle of an SQLite transaction is another matter: SQLite's own locks are copied too, which is why a child
+    # never opens the store: it writes its journal, which the parent or the next run merges.)
     full_recorder.flush()
     holding, release = threading.Event(), threading.Event()
 
@@ -706,6 +717,7 @@ def test_a_child_forked_while_counts_are_being_taken_is_not_deadlocked(full_reco
         holder.join(JOIN)
     status = _wait_child(pid, POLL)
     assert status == 0, "the forked child deadlocked in the after-fork reset of the recorder"
+    merge_journal(Paths(home).app("napari-like"))
     assert counters(home, "napari-like", clock.today(), "event") == {ADD_LABELS: 3}
 
 

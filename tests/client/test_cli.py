@@ -16,24 +16,10 @@ from consentry import AppSession, FixedClock, NullRecorder, Recorder
 from consentry.cli import ExitCode, main
 from consentry.consent import load_consent
 from consentry.paths import Paths
-from consentry.switches import CI_VARIABLES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "consentry_examples"
 NAPARI = EXAMPLES / "napari_like" / "manifest.toml"
 STRIPEPY = EXAMPLES / "stripepy_like" / "manifest.toml"
-
-
-@pytest.fixture
-def cli_home(home: Path, environ: dict[str, str], monkeypatch) -> Path:
-    """The process environment of a user's shell with a private Consentry home and no switch set."""
-    monkeypatch.setenv("CONSENTRY_HOME", str(home))
-    monkeypatch.setenv("CONSENTRY_POLICY_FILE", environ["CONSENTRY_POLICY_FILE"])
-    for name in (*CI_VARIABLES, "CONSENTRY_DISABLE", "DO_NOT_TRACK"):
-        monkeypatch.delenv(name, raising=False)
-    for app in ("NAPARI_LIKE", "STRIPEPY_LIKE", "SLICER_LIKE"):
-        monkeypatch.delenv(f"{app}_TELEMETRY", raising=False)
-        monkeypatch.delenv(f"{app}_NO_TELEMETRY", raising=False)
-    return home
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -32,9 +32,8 @@ import consentry
 from consentry import Manifest
 from consentry.commandline import exit_status
 from consentry.manifest import loads_manifest
-from consentry.paths import Paths
-from consentry.store import Store
 from support.processes import client_environment
+from support.store import recorded_day
 
 APP = "stripepy-like"
 PRIVATE_PATH = "/home/alice/secret-project/patient-042.hic"
@@ -229,7 +228,7 @@ def expected_status(ended: tuple[object, ...]) -> tuple[int, str | None]:
 
 def spans(home: Path, day: object, app: str = APP) -> list[list[object]]:
     """The command spans stored for ``day``: [name, params, duration, exit code, exception, count]."""
-    record = Store(Paths(home).app(app).store).read_day(day)  # type: ignore[arg-type]
+    record = recorded_day(home, app, day)  # type: ignore[arg-type]
     if record is None:
         return []
     found = [[*json.loads(key), n] for (kind, key), n in record.counters.items() if kind == "command"]

@@ -16,18 +16,18 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry.paths import Paths
-from consentry.store import DayRecord, Store
+from consentry.store import DayRecord
 from consentry_examples.slicer_like import EXAMPLE as SLICER
 from consentry_examples.stripepy_like import EXAMPLE as STRIPEPY
 from support.processes import client_environment, script
+from support.store import recorded_day
 
 pytestmark = pytest.mark.slow
 
 
 def today_record(home: Path, app: str) -> DayRecord | None:
     today = datetime.date.today()  # noqa: DTZ011 - the programs record on the user's local day
-    return Store(Paths(home).app(app).store).read_day(today)
+    return recorded_day(home, app, today)
 
 
 def run(command: list[str | bytes], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

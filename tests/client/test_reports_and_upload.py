@@ -17,6 +17,7 @@ import pytest
 
 import consentry
 from consentry import AppSession, HttpTransport, Manifest, MemoryTransport, Response, TransportError
+from consentry.journal import Batch
 from consentry.manifest import parse_manifest
 from consentry.outbox import MAX_HISTORY_BYTES, HistoryEntry, Outbox
 from consentry.paths import Paths
@@ -284,7 +285,7 @@ def test_outbox_trim_drops_reports_older_than_14_days(napari, home):
     for age in (20, 15, 14, 1):
         day = today - datetime.timedelta(days=age)
         [report] = build_reports(napari, "basic", _record(day=day), reporter="e" * 32, first_report=False)
-        outbox.put(report)
+        outbox.put(report, epoch=None)
     dropped = outbox.trim(today)
     assert sorted(r.day for r in dropped) == [datetime.date(2026, 11, 10), datetime.date(2026, 11, 15)]
     assert [r.day for r in outbox.pending()] == [datetime.date(2026, 11, 16), datetime.date(2026, 11, 29)]
@@ -476,7 +477,8 @@ def test_a_changed_report_needs_a_new_approval(app):
     outbox = app.outbox
     for report in outbox.pending():
         outbox.approve(report)
-    app.session().store.add({}, {(DAY, "event", ADD_IMAGE): 4})  # a late flush for the reported day
+    late = Batch(app.session().decision.epoch or "", counters={(DAY, "event", ADD_IMAGE): 4})
+    app.session().store.add(late)  # a late flush for the reported day
     app.session().prepare_reports()
     approved = {r.level: r.approved for r in app.outbox.pending()}
     assert approved["full"] is False
@@ -524,7 +526,7 @@ def test_ci_sends_nothing_even_approved_reports_in_ask_mode(app):
     app.environ["CI"] = "true"
     decision = app.session().decision
     assert decision.send is False
-    assert "nothing is sent in CI" in decision.reason
+    assert "disabled in CI" in decision.reason
     transport = MemoryTransport()
     result = app.upload(transport, force=True)
     assert transport.requests == []

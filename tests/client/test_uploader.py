@@ -30,12 +30,14 @@ import pytest
 import consentry
 from consentry import AppSession, FixedClock, Manifest
 from consentry._files import exclusive
+from consentry.journal import Batch
 from consentry.paths import Paths
 from consentry.state import load_state
 from consentry.store import Store
 from consentry.switches import CI_VARIABLES
 from consentry.uploader import main, reap, spawn
 from support.e2e import two_level_manifest
+from support.store import recorded_day
 
 pytestmark = pytest.mark.slow
 
@@ -299,7 +301,7 @@ def test_a_second_upload_is_refused_while_one_holds_the_lock(server, home, tmp_p
     before = pending_bytes(manifest, home, user_env)
     assert len(before) == 2
 
-    with exclusive(Paths(home).app(APP).root / "upload.lock") as held:
+    with exclusive(Paths(home).app(APP).outbox_lock) as held:
         assert held
         with in_process_main():
             assert main(["--home", str(home), "--app", APP]) == 0
@@ -387,7 +389,7 @@ EXITING = textwrap.dedent(
 
 
 def _day_counts(manifest: Manifest, home: Path) -> dict[str, int]:
-    record = Store(Paths(home).app(manifest.name).store).read_day(datetime.date(2026, 11, 18))
+    record = recorded_day(home, manifest.name, datetime.date(2026, 11, 18))
     return {} if record is None else {key: n for (kind, key), n in record.counters.items() if kind == "event"}
 
 
@@ -414,7 +416,7 @@ def test_the_host_exits_while_another_process_holds_the_store(server, home, tmp_
     manifest = consentry.load_manifest(path)
     consentry.set_consent(manifest, "on", "full", home=home, environ=env)
     store = Paths(home).app(manifest.name).store
-    Store(store).add({}, {(datetime.date(2026, 11, 18), "event", "export.png"): 1})
+    Store(store).add(Batch("on:earlier", counters={(datetime.date(2026, 11, 18), "event", "export.png"): 1}))
     blocker = sqlite3.connect(store, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
@@ -430,7 +432,8 @@ def test_the_host_exits_while_another_process_holds_the_store(server, home, tmp_
         blocker.execute("ROLLBACK")
         blocker.close()
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "Recorder", "")
-    assert _day_counts(manifest, home) == {"export.png": 1}  # the exit flush gave up; nothing was damaged
+    assert len(list(Paths(home).app(manifest.name).journal.iterdir())) == 1  # the exit flush did not wait
+    assert _day_counts(manifest, home) == {"export.png": 1, "file.open": 3}  # ... and lost nothing
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()

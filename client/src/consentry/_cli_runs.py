@@ -195,6 +195,15 @@ class Observers:
 OBSERVERS = Observers()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child may have inherited the observers' lock held by a thread it does not have."""
+    OBSERVERS._lock = threading.Lock()  # noqa: SLF001 - this module's own object
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def parser_tree(root: argparse.ArgumentParser) -> list[tuple[argparse.ArgumentParser, str | None]]:
     """The parser and every subparser below it, each with its subcommand name (the root's is ``None``)."""
     parser_class = sys.modules["argparse"].ArgumentParser

@@ -6,11 +6,29 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["MAX_STATE_BYTES", "exclusive", "make_private_dir", "move_aside", "read_json", "write_atomic", "write_json"]
+# Imported here, not when a lock is first taken: a forked child must never import a module for the first time
+# (see Recorder.prepare_for_fork).
+if os.name == "nt":  # pragma: no cover - Windows
+    import msvcrt
+else:
+    import fcntl
+
+__all__ = [
+    "MAX_STATE_BYTES",
+    "LockTimeoutError",
+    "exclusive",
+    "locked",
+    "make_private_dir",
+    "move_aside",
+    "read_json",
+    "write_atomic",
+    "write_json",
+]
 
 #: State files are tiny; anything larger is not ours and is treated as corrupt.
 MAX_STATE_BYTES = 1024 * 1024
@@ -89,15 +107,36 @@ def exclusive(path: Path) -> Iterator[bool]:
                 _unlock(file)
 
 
+class LockTimeoutError(OSError):
+    """A lock was held by someone else for longer than the caller would wait."""
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``, waiting at most ``timeout`` seconds; raises :class:`LockTimeoutError`.
+
+    For short read-modify-write sections shared by processes (and threads: each holder opens the file anew).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    with path.open("a+b") as file:
+        while not _lock(file):
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(f"{path} is locked by another process")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        try:
+            yield
+        finally:
+            _unlock(file)
+
+
 def _lock(file: IO[bytes]) -> bool:
     try:
         if os.name == "nt":
-            import msvcrt  # noqa: PLC0415
-
             msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         else:
-            import fcntl  # noqa: PLC0415
-
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
@@ -107,10 +146,6 @@ def _lock(file: IO[bytes]) -> bool:
 def _unlock(file: IO[bytes]) -> None:
     with contextlib.suppress(OSError):
         if os.name == "nt":
-            import msvcrt  # noqa: PLC0415
-
             msvcrt.locking(file.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]
         else:
-            import fcntl  # noqa: PLC0415
-
             fcntl.flock(file.fileno(), fcntl.LOCK_UN)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import os
 import threading
 
 TYPE_CHECKING = False  # not imported from typing, nor is logging until needed: see pyproject.toml
@@ -50,6 +51,16 @@ logger = _Logger()
 
 _errors: collections.deque[BaseException] = collections.deque(maxlen=64)
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child may have inherited the lock held by a thread it does not have: give it a new one."""
+    global _lock  # noqa: PLW0603 - the module's one lock, replaced only in a forked child
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _swallow(error: BaseException) -> None:

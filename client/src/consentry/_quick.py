@@ -19,9 +19,38 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["HOME_VARIABLE", "app_variable_prefix", "certainly_off", "default_home", "is_true", "own_switch"]
+__all__ = [
+    "CI_VARIABLES",
+    "HOME_VARIABLE",
+    "app_variable_prefix",
+    "certainly_off",
+    "ci_variable",
+    "default_home",
+    "is_true",
+    "own_switch",
+]
 
 HOME_VARIABLE = "CONSENTRY_HOME"
+#: Variables that CI services set; any of them set (and not false) means "running in CI".
+CI_VARIABLES = (
+    "CI",
+    "CONTINUOUS_INTEGRATION",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "TRAVIS",
+    "APPVEYOR",
+    "TF_BUILD",
+    "JENKINS_URL",
+    "TEAMCITY_VERSION",
+    "CODEBUILD_BUILD_ID",
+    "BITBUCKET_BUILD_NUMBER",
+    "DRONE",
+    "SEMAPHORE",
+    "HEROKU_TEST_RUN_ID",
+    "WOODPECKER",
+)
 _FALSE = frozenset({"", "0", "false", "no", "off", "n", "f"})
 _APP = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")  # the wire schema's APP_NAME, checked by a test
 _PEEK_LIMIT = 1024 * 1024
@@ -30,6 +59,11 @@ _PEEK_LIMIT = 1024 * 1024
 def is_true(value: str | None) -> bool:
     """Whether an environment value means "yes": set, and not empty, 0, false, no, off."""
     return value is not None and value.strip().lower() not in _FALSE
+
+
+def ci_variable(environ: Mapping[str, str]) -> str | None:
+    """The CI variable that is set, or ``None`` outside continuous integration."""
+    return next((name for name in CI_VARIABLES if is_true(environ.get(name))), None)
 
 
 def app_variable_prefix(app: str) -> str:
@@ -96,6 +130,9 @@ def certainly_off(manifest: object, home: str | Path | None, environ: Mapping[st
         return "disabled: CONSENTRY_DISABLE is set"
     if is_true(env.get("DO_NOT_TRACK")):
         return "disabled: DO_NOT_TRACK is set"
+    ci = ci_variable(env)
+    if ci is not None:
+        return f"disabled in CI ({ci} is set): nothing is recorded or sent"
     name = (
         _peek_name(os.fspath(manifest)) if isinstance(manifest, (str, os.PathLike)) else getattr(manifest, "name", None)
     )

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "init", "set_consent", "set_plugin_consent"]
 
-#: The most the flush at interpreter exit waits for the store (seconds): the host's exit comes first.
+#: The most the flush at interpreter exit waits for a flush of another thread to finish writing its journal file
+#: (seconds); it never waits on the store or on another process.
 EXIT_FLUSH_TIMEOUT = 0.03
 
 
@@ -57,6 +58,12 @@ def _app_version(manifest: Manifest, app_version: str | None) -> str:
         return importlib.metadata.version(manifest.distribution or manifest.name)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _before_fork(reference: weakref.ref[Recorder]) -> None:
+    recorder = reference()
+    if recorder is not None:
+        recorder.prepare_for_fork()
 
 
 def _after_fork_in_child(reference: weakref.ref[Recorder]) -> None:
@@ -92,7 +99,7 @@ def init(
     ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a
     day, starts the detached uploader (or uploads through ``transport`` itself, when one is given).
     ``exception_hooks`` counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit``
-    flushes at interpreter exit, waiting at most a few milliseconds for the store. ``prompt`` first asks on the
+    flushes at interpreter exit to a journal file, which never waits on another process. ``prompt`` first asks on the
     terminal, for command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once
     per consent version, default no).
     """
@@ -118,28 +125,31 @@ def init(
     recorder = Recorder(
         session.manifest,
         decision,
-        session.store,
+        session.paths,
         session.clock,
         app_version=_app_version(session.manifest, app_version),
-        paths=session.paths,
         plugin_choices=session.consent.plugins,
+        recheck=session.current_decision,
     )
     if exception_hooks and recorder.collects_exceptions:
         recorder.when_closed(install_exception_hooks(recorder.exception))
     if background:
         worker = Worker(recorder, session, flush_interval=flush_interval, transport=transport)
         recorder.when_closed(worker.finish)
+        recorder.when_forked(worker.restart_after_fork)
         worker.start()
     if flush_at_exit:
 
         def at_exit() -> None:
-            recorder.close(timeout=EXIT_FLUSH_TIMEOUT)
+            recorder.close(timeout=EXIT_FLUSH_TIMEOUT, merge=False)  # the journal only: never wait on the store
 
         atexit.register(at_exit)
         recorder.when_closed(lambda: atexit.unregister(at_exit))
     if hasattr(os, "register_at_fork"):
         reference = weakref.ref(recorder)
-        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(reference))
+        os.register_at_fork(
+            before=lambda: _before_fork(reference), after_in_child=lambda: _after_fork_in_child(reference)
+        )
     logger.debug("consentry: recording %s at level %s", session.manifest.name, decision.level)
     return recorder
 

@@ -151,10 +151,15 @@ class Decision:
     """What the consent, the manifest, the switches and the date allow in this process.
 
     ``record``: count events (at levels up to ``level``). ``send``: reports may leave this machine, automatically
-    in mode ``on``, each after the user's approval in mode ``ask`` (:attr:`ask_mode`); never in ``local`` mode, in
-    CI or under a policy that keeps data local. ``ask``: the consent question should be
-    (re)asked. ``reason`` explains the outcome in words for ``consentry status``. ``refreshed`` is the stored
-    consent updated to a new manifest version that collects nothing more, when that happened.
+    in mode ``on``, each after the user's approval in mode ``ask`` (:attr:`ask_mode`); never in ``local`` mode or
+    under a policy that keeps data local. ``ask``: the consent question should be (re)asked. ``reason`` explains
+    the outcome in words for ``consentry status``. ``refreshed`` is the stored consent updated to a new manifest
+    version that collects nothing more, when that happened.
+
+    ``epoch`` names the answer data is recorded under: the effective mode and when the answer was given. Every
+    count carries it to disk; a report goes out without the user's explicit approval only in mode ``on`` and
+    only if all of its data was recorded under the current epoch. So a change of answer never turns data kept
+    in ``local`` mode, or left unapproved in ``ask`` mode, into data that is sent.
     """
 
     mode: Mode
@@ -164,6 +169,11 @@ class Decision:
     ask: bool
     reason: str
     refreshed: Consent | None = None
+    epoch: str | None = None
+
+    def sends_unasked(self, epoch: str | None) -> bool:
+        """Whether data recorded under ``epoch`` may be sent without the user's explicit approval."""
+        return self.send and self.mode == "on" and epoch is not None and epoch == self.epoch
 
     @property
     def ask_mode(self) -> bool:
@@ -179,18 +189,20 @@ def decide(manifest: Manifest, consent: Consent, switches: Switches, today: date
     """Combine the user's answer with the manifest, the kill switches and the date."""
     if switches.disabled:
         return _off(f"disabled: {switches.disabled}")
+    if switches.ci:
+        return _off(f"disabled in CI ({switches.ci} is set): nothing is recorded or sent")
     if consent.mode == "off" or consent.level == NONE_LEVEL:
         asked = consent.asked_version == manifest.consent_version
         reason = "you said no" if asked else "not asked yet"
-        return _off(f"telemetry is off ({reason})", ask=not asked and not switches.ci)
+        return _off(f"telemetry is off ({reason})", ask=not asked)
     if consent.level not in manifest.level_names:
-        return _off(f"level {consent.level!r} no longer exists; consent is needed again", ask=not switches.ci)
+        return _off(f"level {consent.level!r} no longer exists; consent is needed again", ask=True)
     if consent.expires is not None and today > consent.expires:
-        return _off(f"consent expired on {consent.expires.isoformat()}", ask=not switches.ci)
+        return _off(f"consent expired on {consent.expires.isoformat()}", ask=True)
     refreshed = None
     if consent.consent_version != manifest.consent_version:
         if not manifest.collected(consent.level) <= consent.collected:
-            return _off("the application now collects more; consent is needed again", ask=not switches.ci)
+            return _off("the application now collects more; consent is needed again", ask=True)
         refreshed = replace(
             consent,
             consent_version=manifest.consent_version,
@@ -214,7 +226,8 @@ def decide(manifest: Manifest, consent: Consent, switches: Switches, today: date
     if switches.force_local and mode != "local":
         mode = "local"
         reasons.append("kept on this machine by the administrator's policy")
-    if switches.ci:
-        reasons.append(f"nothing is sent in CI ({switches.ci} is set)")
-    send = mode in ("on", "ask") and not switches.ci
-    return Decision(mode, level, record=True, send=send, ask=False, reason="; ".join(reasons), refreshed=refreshed)
+    send = mode in ("on", "ask")
+    epoch = f"{mode}:{consent.given.isoformat() if consent.given else 'unknown'}"
+    return Decision(
+        mode, level, record=True, send=send, ask=False, reason="; ".join(reasons), refreshed=refreshed, epoch=epoch
+    )

@@ -1,42 +1,64 @@
 """Reports on disk: the pending folder (what will be sent, byte for byte) and the upload history.
 
 A pending report is a file ``pending/<day>.<level>.json`` holding exactly the bytes that will be uploaded;
-``consentry preview`` prints those bytes. In ``ask`` mode a report waits until the user approves it, which
-leaves a marker file ``<name>.approved`` beside it. The queue is bounded in count and bytes, and reports that
-could not be sent for 14 days expire. Every upload attempt that reaches a conclusion is appended to
-``history.jsonl`` with the time, the URL, the status and the exact bytes sent; the history is bounded too.
+``consentry preview`` prints those bytes. Beside it, ``<name>.meta`` records the epoch of the consent its data
+was recorded under and whether the user approved it, both tied to the SHA-256 of the bytes they were given for:
+a report whose bytes changed since (a late flush rebuilt it, a crash came between the two writes) has neither,
+so it waits for the user rather than being sent on an answer given for something else.
+
+The queue is bounded in count and bytes, and reports that could not be sent for 14 days expire. A pending file
+that cannot be read back as a report of this application is moved to ``quarantine/`` instead of being sent.
+Every upload attempt that reaches a conclusion, and every report the user rejects, is appended to
+``history.jsonl`` with the time, the URL, the status and the exact bytes; the history is bounded too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from consentry._files import make_private_dir, write_atomic
+from consentry._files import make_private_dir, read_json, write_atomic, write_json
 from consentry.paths import AppPaths
-from consentry.wire import Report, encode
+from consentry.wire import Report, WireError, decode, encode
 
-__all__ = ["HistoryEntry", "Outbox", "PendingReport"]
+__all__ = ["HistoryEntry", "Outbox", "PendingReport", "UnreadableReportError"]
 
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.([a-z][a-z0-9_]{0,31})\.json$")
 MAX_PENDING_FILES = 500
 MAX_PENDING_BYTES = 50 * 1024 * 1024
 MAX_AGE = datetime.timedelta(days=14)
 MAX_HISTORY_BYTES = 2 * 1024 * 1024
+#: A pending file larger than this is not a report of ours.
+MAX_REPORT_BYTES = 1024 * 1024
+
+
+class UnreadableReportError(ValueError):
+    """A pending file that is not a valid report of this application (damaged, edited, or not ours)."""
 
 
 @dataclass(frozen=True)
 class PendingReport:
-    """A report waiting to be sent."""
+    """A report waiting to be sent.
+
+    ``epoch`` is the consent its data was recorded under and ``approved`` whether the user approved these bytes
+    (both ``None``/``False`` when the file changed since they were recorded).
+    """
 
     path: Path
     day: datetime.date
     level: str
     approved: bool
+    epoch: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How the user names it on the command line: ``<day>.<level>``."""
+        return f"{self.day.isoformat()}.{self.level}"
 
     def read(self) -> bytes:
         """The exact bytes that will be uploaded."""
@@ -45,7 +67,7 @@ class PendingReport:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One concluded upload attempt (sent, or refused and dropped)."""
+    """One concluded upload attempt (sent, or refused and dropped), or a report the user rejected."""
 
     time: str
     url: str
@@ -61,6 +83,10 @@ class HistoryEntry:
         )
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class Outbox:
     """The pending folder and the history file of one application."""
 
@@ -68,22 +94,35 @@ class Outbox:
         self.paths = paths
 
     # ---- pending ------------------------------------------------------------------------------------------
-    def put(self, report: Report) -> Path:
-        """Write ``report`` as its pending file, replacing an older one for the same day and level."""
+    @staticmethod
+    def _meta(path: Path) -> Path:
+        return path.with_name(path.name + ".meta")
+
+    def _read_meta(self, path: Path, data: bytes) -> tuple[str | None, bool]:
+        """The epoch and approval recorded for exactly ``data``; nothing when they were given for other bytes."""
+        meta = read_json(self._meta(path)) or {}
+        if meta.get("sha256") != _digest(data):
+            return None, False
+        epoch = meta.get("epoch")
+        return (epoch if isinstance(epoch, str) else None), meta.get("approved") is True
+
+    def put(self, report: Report, *, epoch: str | None) -> Path:
+        """Write ``report`` as its pending file, replacing an older one for the same day and level.
+
+        ``epoch`` is the consent its data was recorded under. The user's approval is kept only if the bytes are
+        unchanged.
+        """
         data = encode(report)
         path = self.paths.pending / f"{report.days[0].isoformat()}.{report.level}.json"
         try:
-            unchanged = path.read_bytes() == data
+            old = path.read_bytes()
         except OSError:
-            unchanged = False
-        if not unchanged:
+            old = None
+        approved = old == data and self._read_meta(path, data)[1]
+        if old != data:
             write_atomic(path, data)
-            self._marker(path).unlink(missing_ok=True)  # a changed report needs a new approval
+        write_json(self._meta(path), {"epoch": epoch, "sha256": _digest(data), "approved": approved})
         return path
-
-    @staticmethod
-    def _marker(path: Path) -> Path:
-        return path.with_name(path.name + ".approved")
 
     def pending(self) -> list[PendingReport]:
         """Pending reports, oldest day first; files that are not ours are ignored."""
@@ -101,23 +140,79 @@ class Outbox:
             except ValueError:
                 continue
             path = self.paths.pending / name
-            out.append(PendingReport(path, day, match.group(2), self._marker(path).exists()))
+            try:
+                epoch, approved = self._read_meta(path, path.read_bytes())
+            except OSError:
+                continue
+            out.append(PendingReport(path, day, match.group(2), approved, epoch))
         return out
 
-    def approve(self, report: PendingReport) -> None:
-        """Record the user's approval of ``report`` (``ask`` mode)."""
-        write_atomic(self._marker(report.path), b"")
+    def select(self, names: list[str]) -> tuple[list[PendingReport], list[str]]:
+        """The pending reports named ``<day>.<level>``, ``<day>`` (every level of the day) or by file name.
+
+        Returns the reports found and the names that matched none. No names: every pending report.
+        """
+        pending = self.pending()
+        if not names:
+            return pending, []
+        chosen: list[PendingReport] = []
+        unknown = []
+        for name in names:
+            key = Path(name).name.removesuffix(".json")
+            found = [report for report in pending if key in (report.name, report.day.isoformat())]
+            if not found:
+                unknown.append(name)
+            chosen.extend(report for report in found if report not in chosen)
+        return chosen, unknown
+
+    def approve(self, report: PendingReport, data: bytes | None = None) -> None:
+        """Record the user's approval of ``report``: of the bytes ``data`` they were shown (by default, its own)."""
+        if data is None:
+            data = report.read()
+        epoch, _ = self._read_meta(report.path, data)
+        write_json(self._meta(report.path), {"epoch": epoch, "sha256": _digest(data), "approved": True})
+
+    def check(self, report: PendingReport, app: str) -> bytes:
+        """The report's bytes if they are a valid report of ``app`` for its day and level.
+
+        Raises :class:`UnreadableReportError` otherwise (not UTF-8, not a valid report, another application,
+        day or level than its name says), and ``OSError`` when the file cannot be read.
+        """
+        with report.path.open("rb") as file:
+            data = file.read(MAX_REPORT_BYTES + 1)
+        if len(data) > MAX_REPORT_BYTES:
+            raise UnreadableReportError(f"{report.path.name} is too large to be a report")
+        try:
+            decoded = decode(data)
+        except WireError as error:
+            raise UnreadableReportError(f"{report.path.name} is not a valid report: {error}") from None
+        if decoded.app != app or decoded.level != report.level or decoded.days[0] != report.day:
+            raise UnreadableReportError(f"{report.path.name} is not this application's report for its day and level")
+        return data
+
+    def quarantine(self, report: PendingReport) -> Path:
+        """Move an unreadable report to the quarantine folder, unsent; return where it went."""
+        make_private_dir(self.paths.quarantine)
+        target = self.paths.quarantine / report.path.name
+        report.path.replace(target)
+        self._meta(report.path).unlink(missing_ok=True)
+        return target
 
     def remove(self, report: PendingReport) -> None:
-        """Delete a pending report and its approval."""
+        """Delete a pending report and what is recorded beside it."""
         report.path.unlink(missing_ok=True)
-        self._marker(report.path).unlink(missing_ok=True)
+        self._meta(report.path).unlink(missing_ok=True)
+        report.path.with_name(report.path.name + ".approved").unlink(missing_ok=True)  # before the .meta files
 
     def clear(self) -> int:
         """Delete every pending report; return how many there were."""
         reports = self.pending()
         for report in reports:
             self.remove(report)
+        with contextlib.suppress(OSError):
+            for stray in self.paths.pending.iterdir():  # approvals of reports already gone, temporary files
+                if stray.name.endswith((".meta", ".approved", ".tmp")):
+                    stray.unlink()
         return len(reports)
 
     def trim(self, today: datetime.date) -> list[PendingReport]:

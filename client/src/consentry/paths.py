@@ -6,10 +6,14 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
     apps/<app>/consent.json       the user's answer: mode, level, date, consent version, expiry
     apps/<app>/manifest.json      the manifest the answer was given for
     apps/<app>/secret             random key of the weekly reporter id; never leaves the machine
+    apps/<app>/journal/           counts flushed by the application's processes, not yet merged into the store
     apps/<app>/store.sqlite3      counts per day, not yet turned into reports
-    apps/<app>/state.json         small bookkeeping: first report sent, last upload, drops
-    apps/<app>/pending/           reports waiting to be sent: exactly the bytes that will be uploaded
-    apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes
+    apps/<app>/state.json         small bookkeeping: first report sent, last upload, drops (state.lock guards it)
+    apps/<app>/pending/           reports waiting to be sent: exactly the bytes that will be uploaded, each with
+                                  a <name>.meta beside it (the consent it was recorded under, the user's approval)
+    apps/<app>/quarantine/        pending files that turned out unreadable, set aside unsent
+    apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes; reports the user rejected
+    apps/<app>/outbox.lock        held while reports are built or sent
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ class AppPaths:
         return self.root / "secret"
 
     @property
+    def journal(self) -> Path:
+        """Counts flushed but not yet merged into the store, one file per flush."""
+        return self.root / "journal"
+
+    @property
     def store(self) -> Path:
         """Counts per day, not yet reported."""
         return self.root / "store.sqlite3"
@@ -55,9 +64,24 @@ class AppPaths:
         return self.root / "state.json"
 
     @property
+    def state_lock(self) -> Path:
+        """Held while ``state.json`` is read and rewritten."""
+        return self.root / "state.lock"
+
+    @property
+    def outbox_lock(self) -> Path:
+        """Held while reports are built or sent, so that no two processes do it at once."""
+        return self.root / "outbox.lock"
+
+    @property
     def pending(self) -> Path:
         """Reports waiting to be sent."""
         return self.root / "pending"
+
+    @property
+    def quarantine(self) -> Path:
+        """Pending files that could not be read back as reports, set aside unsent."""
+        return self.root / "quarantine"
 
     @property
     def history(self) -> Path:

@@ -1,8 +1,13 @@
-"""Recording: counters in memory, flushed to the local store.
+"""Recording: counters in memory, flushed to the journal and merged into the local store.
 
 :class:`Recorder` is what :func:`consentry.init` returns when the user consented; :class:`NullRecorder` is what it
 returns otherwise, with the same methods doing nothing. Counting never does I/O, never takes a lock and never
 raises; names outside the manifest, or above the consented level, are dropped and the drops counted by reason.
+
+A flush first reads the answer again: if the user switched off (or gave another answer) since the application
+started, what was counted is discarded and recording stops. Otherwise it writes what was counted to a journal
+file of its own (:mod:`consentry.journal`), which never waits on another process, then merges the journal into
+the store, which may. The flush at exit and every flush in a forked child only write the journal.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ from typing import Protocol
 from consentry._guard import guard, guarded, logger
 from consentry.clock import Clock
 from consentry.consent import Decision
+from consentry.journal import Batch, CounterKey, DayMeta, Journal
 from consentry.manifest import Manifest, PluginManifest
 from consentry.null import NullPluginRecorder, NullRecorder  # re-exported: they used to live here
 from consentry.paths import AppPaths
 from consentry.spans import CommandSpan, command_key, data_key, exception_name
-from consentry.state import load_state, save_state
-from consentry.store import CounterKey, DayMeta, Store, StoreError
+from consentry.state import update_state
 from consentry.system import (
     bin_screen_scale,
     bin_screen_width,
@@ -31,7 +36,7 @@ from consentry.system import (
     collect_system,
     dependency_versions,
 )
-from consentry.tally import Key, Tallies
+from consentry.tally import Tallies
 from consentry.wire.schema import EXCEPTION_NAME, MAX_COUNT, OTHER, SYSTEM_FIELDS, VERSION
 
 __all__ = ["NullPluginRecorder", "NullRecorder", "PluginRecorder", "Recorder", "RecorderLike", "public_version"]
@@ -79,19 +84,19 @@ class Recorder:
         self,
         manifest: Manifest,
         decision: Decision,
-        store: Store,
+        paths: AppPaths,
         clock: Clock,
         *,
         app_version: str,
-        paths: AppPaths | None = None,
         plugin_choices: Mapping[str, str] | None = None,
         supplied_system: Mapping[str, str] | None = None,
+        recheck: Callable[[], Decision] | None = None,
     ) -> None:
         self.manifest = manifest
         self.decision = decision
-        self.store = store
-        self.clock = clock
         self.paths = paths
+        self.journal = Journal(paths.journal)
+        self.clock = clock
         self.app_version = app_version if VERSION.regex.fullmatch(app_version) else OTHER
         self.levels = frozenset(level.name for level in manifest.levels_upto(decision.level))
         allowed = [name for name, spec in manifest.events.items() if spec.level in self.levels]
@@ -99,6 +104,7 @@ class Recorder:
         self._local = self._tallies.local
         self._plugin_choices = dict(plugin_choices or {})
         self._supplied = dict(supplied_system or {})
+        self._recheck = recheck
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._drops: collections.Counter[str] = collections.Counter()
@@ -109,6 +115,9 @@ class Recorder:
         self._activity_marked = False
         self._active_since_tick = False
         self._closers: list[Callable[[], None]] = []
+        self._forked_children: list[Callable[[], None]] = []
+        self._written: tuple[datetime.date, DayMeta] | None = None  # the last day and snapshot written
+        self.forked = False
         self.quiet: str | None = None
 
     # ---- counting -----------------------------------------------------------------------------------------
@@ -299,76 +308,125 @@ class Recorder:
 
     # ---- flushing -----------------------------------------------------------------------------------------
     @guarded(None)
-    def flush(self, *, timeout: float | None = None, day: datetime.date | None = None) -> None:
-        """Add what was counted to the store in one transaction; on a store failure, go quiet.
+    def flush(self, *, timeout: float | None = None, day: datetime.date | None = None, merge: bool = True) -> None:
+        """Write what was counted to a journal file, then (with ``merge``) merge the journal into the store.
 
-        ``timeout`` bounds the wait for another flush or another process holding the store (the exit flush uses
-        a short one). The counts belong to ``day``, by default today; the background thread flushes at midnight
-        with the day that ended, so each day gets what was counted during it.
+        ``timeout`` bounds the wait for another flush of this process to finish writing its file (at exit: a few
+        milliseconds); past it, this flush writes a file of its own anyway. The counts belong to ``day``, by
+        default today; the background thread flushes at midnight with the day that ended, so each day gets what
+        was counted during it. Merging waits for other processes that hold the store; a forked child never
+        merges (SQLite's locks may not have survived the fork), its parent or the next run does.
         """
         if self.quiet:
             return
-        if not self._flush_lock.acquire(timeout=-1 if timeout is None else timeout):
-            return
+        waited = self._flush_lock.acquire(timeout=-1 if timeout is None else timeout)
         try:
-            added = self._tallies.take()
-            day = day or self.clock.today()
+            if not self._consent_holds():
+                return
+            self._write(day or self.clock.today())
+        finally:
+            if waited:
+                self._flush_lock.release()
+        if merge and not self.forked and not self.quiet:
+            self._merge()
+
+    def _consent_holds(self) -> bool:
+        """Whether the answer is still the one recording started under; if not, discard the counts and stop."""
+        if self._recheck is None:
+            return True
+        now = self._recheck()
+        if now.record and now.epoch == self.decision.epoch and now.level == self.decision.level:
+            return True
+        discarded = sum(self._tallies.take().values())
+        self.quiet = f"the answer changed while the application ran ({now.reason}); recording stopped"
+        logger.debug("consentry: %s; %d counts discarded", self.quiet, discarded)
+        return False
+
+    def _write(self, day: datetime.date) -> None:
+        """Write what was counted since the last flush; a day's snapshot even without counts (the install ran)."""
+        added = self._tallies.take()
+        meta = self._meta()
+        if added or self._written != (day, meta):
             counters: dict[CounterKey, int] = {}
             for key, n in added.items():
                 kind, name = ("event", key) if isinstance(key, str) else key
                 counters[(day, kind, name)] = n
             try:
-                self.store.add({day: self._meta()}, counters, timeout=timeout)
-            except StoreError as error:
-                self._give_back(added)
-                self.quiet = f"the local store cannot be written ({error}); recording stopped for this process"
+                self.journal.write(Batch(self.decision.epoch or "", {day: meta}, counters))
+            except OSError as error:
+                self.quiet = f"the journal cannot be written ({error}); recording stopped for this process"
                 logger.debug("consentry: %s", self.quiet)
+                with self._lock:  # what was taken is lost: say so (status --verbose), if the state can be written
+                    self._drops["counts lost: the journal cannot be written"] += sum(added.values())
+                self._save_drops()
                 return
-            self._save_drops()
-        finally:
-            self._flush_lock.release()
+            self._written = (day, meta)
+        self._save_drops()
 
-    def _give_back(self, added: Mapping[Key, int]) -> None:
-        """Keep counts that could not be written, so a later flush may write them (if the store recovers)."""
-        for key, n in added.items():
-            self._tallies.add(key, n)
+    def _merge(self) -> None:
+        from consentry.store import StoreError, merge_journal  # noqa: PLC0415 - SQLite only when merging
+
+        try:
+            merge_journal(self.paths)
+        except (StoreError, OSError) as error:  # the counts are safe in the journal; a later merge takes them
+            logger.debug("consentry: journal not merged now: %s", error)
 
     def _save_drops(self) -> None:
         with self._lock:
             new = self._drops - self._drops_saved
             self._drops_saved = self._drops.copy()
-        if new and self.paths is not None:
-            state = load_state(self.paths)
-            for reason, n in new.items():
-                state = state.with_drop(reason, n)
+        if new:
             try:
-                save_state(self.paths, state)
+                update_state(self.paths, lambda state: state.with_drops(dict(new)))
             except OSError:
                 logger.debug("consentry: could not record %d drops", sum(new.values()))
+
+    def prepare_for_fork(self) -> None:
+        """Before a fork: settle what a flush in the child would otherwise compute, and import, for the first time.
+
+        A module that another thread is importing at the moment of a fork stays locked for ever in the child
+        (CPython keeps a lock per module being imported, and the child does not have the importing thread). So the
+        child must never import for the first time: here, in the forking thread, whatever import another thread
+        has in progress is waited for, and the snapshot of the install is computed once, for both processes.
+        """
+        with guard():
+            self._meta()
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the counts and drops inherited from the parent, which the parent will flush.
 
-        Locks are replaced: the child may have inherited them held by threads it does not have.
+        Locks are replaced: the child may have inherited them held by threads it does not have. From now on this
+        process only writes journal files (never SQLite), and its background thread is started again, lazily,
+        by the first count.
         """
-        self._tallies.reset()
+        self.forked = True
+        self._tallies.reset(on_first_use=self._after_fork_first_count)
         self._local = self._tallies.local
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._drops = collections.Counter()
         self._drops_saved = collections.Counter()
 
+    def _after_fork_first_count(self) -> None:
+        for action in self._forked_children:
+            with guard():
+                action()
+
+    def when_forked(self, action: Callable[[], None]) -> None:
+        """Run ``action`` in a forked child when it first counts (restarting the background thread)."""
+        self._forked_children.append(action)
+
     def when_closed(self, action: Callable[[], None]) -> None:
         """Run ``action`` once, when the recorder is closed (stopping its thread, removing its hooks...)."""
         self._closers.append(action)
 
-    def close(self, *, timeout: float | None = None) -> None:
+    def close(self, *, timeout: float | None = None, merge: bool = True) -> None:
         """Stop the background work and flush. Counting afterwards still works until the next flush."""
         with guard():
             closers, self._closers = self._closers, []
             for action in closers:
                 action()
-            self.flush(timeout=timeout)
+            self.flush(timeout=timeout, merge=merge)
 
 
 class PluginRecorder:

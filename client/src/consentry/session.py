@@ -11,7 +11,7 @@ import datetime
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from consentry.transport import Transport
     from consentry.upload import UploadResult
 
-__all__ = ["KEEP_DAYS", "AppSession", "load_saved_manifest"]
+__all__ = ["KEEP_DAYS", "AppSession", "load_saved_manifest", "purge_files"]
 
 #: Days of counts kept in the store after they were reported, so a late flush can re-report a whole day.
 KEEP_DAYS = 31
@@ -44,6 +44,8 @@ class AppSession:
     switches: Switches
     consent: Consent
     clock: Clock
+    #: The environment the switches were read from (read again by :meth:`current_decision`).
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -63,6 +65,7 @@ class AppSession:
             switches=read_switches(manifest.name, paths, env),
             consent=load_consent(paths.app(manifest.name)),
             clock=clock or SystemClock(),
+            environ=env,
         )
 
     @property
@@ -134,7 +137,10 @@ class AppSession:
             write_json(self.paths.manifest, document, sort_keys=False)  # the order of levels is meaningful
 
     def delete_unsent(self) -> int:
-        """Delete the store and every pending report; return how many reports were deleted."""
+        """Delete the counts (journal and store) and every pending report; return how many reports were deleted."""
+        from consentry.journal import Journal  # noqa: PLC0415 - see the imports
+
+        Journal(self.paths.journal).clear()
         self.store.delete()
         return self.outbox.clear()
 
@@ -144,8 +150,7 @@ class AppSession:
         The answer itself stays (as "no"), so the user is not asked again for this version.
         """
         session = self.set_consent("off")
-        for path in (self.paths.history, self.paths.state, self.paths.secret):
-            path.unlink(missing_ok=True)
+        purge_files(self.paths)
         return session
 
     def reporter_ids(self, days: int) -> list[str]:
@@ -162,46 +167,65 @@ class AppSession:
         )
 
     # ---- reports ------------------------------------------------------------------------------------------
+    def merge_journal(self) -> int:
+        """Merge the counts flushed by the application's processes into the store; return how many files.
+
+        Raises :class:`~consentry.store.StoreError` when the store cannot be used now.
+        """
+        from consentry.store import merge_journal  # noqa: PLC0415 - see the imports
+
+        return merge_journal(self.paths)
+
     def prepare_reports(self) -> list[Path]:
-        """Write reports for every completed day not yet reported; return their files."""
+        """Write reports for every completed day not yet reported; return their files.
+
+        Only one process at a time builds or sends reports (the outbox lock): when another one is at it, this
+        does nothing and returns no files. A day that gets more counts while its reports are being built stays
+        unreported, so that it is reported again, whole.
+        """
+        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
+
+        if not self.decision.record:
+            return []
+        with exclusive(self.paths.outbox_lock) as held:
+            return self._prepare_reports() if held else []
+
+    def _prepare_reports(self) -> list[Path]:
         from consentry.reports import build_reports, reporter_id  # noqa: PLC0415 - see the imports
-        from consentry.state import load_secret, load_state, save_state  # noqa: PLC0415
+        from consentry.state import load_secret, load_state, update_state  # noqa: PLC0415
 
         decision = self.decision
-        if not decision.record:
-            return []
+        self.merge_journal()
         store = self.store
         today = self.clock.today()
         days = store.unreported_days(before=today)
         written: list[Path] = []
         if days:
-            state = load_state(self.paths)
+            # The first day is settled before the secret is made: a secret without a first day means lost bookkeeping.
+            first_day = load_state(self.paths).first_day
+            if first_day is None:
+                first_day = update_state(self.paths, lambda state: replace(state, first_day=days[0])).first_day
             secret = load_secret(self.paths)
-            for day in days:
-                record = store.read_day(day)
-                if record is None:
-                    continue
+            records = [record for record in map(store.read_day, days) if record is not None]
+            for record in records:
                 reports = build_reports(
                     self.manifest,
                     decision.level,
                     record,
-                    reporter=reporter_id(secret, self.manifest.name, day),
-                    first_report=state.first_day in (None, day),
+                    reporter=reporter_id(secret, self.manifest.name, record.day),
+                    first_report=first_day == record.day,
                     consent_version=self.manifest.consent_version,
                 )
-                written.extend(self.outbox.put(report) for report in reports)
-                if state.first_day is None:
-                    state = replace(state, first_day=day)
-            store.mark_reported(days)
-            save_state(self.paths, state)
+                written.extend(self.outbox.put(report, epoch=record.epoch) for report in reports)
+            store.mark_reported(records)
         store.forget_before(today - datetime.timedelta(days=KEEP_DAYS))
         dropped = self.outbox.trim(today)
         if dropped:
-            save_state(self.paths, load_state(self.paths).with_drop("expired or over the queue bound", len(dropped)))
+            update_state(self.paths, lambda current: current.with_drop("expired or over the queue bound", len(dropped)))
         return written
 
     def upload(self, transport: Transport | None = None, *, force: bool = False, budget: float = 30.0) -> UploadResult:
-        """Send the pending reports that may be sent."""
+        """Send the pending reports that may be sent (the answer is read again before each report)."""
         from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
         from consentry.upload import upload_pending  # noqa: PLC0415
 
@@ -213,7 +237,29 @@ class AppSession:
             self.clock,
             budget=budget,
             force=force,
+            recheck=self.current_decision,
         )
+
+    def current_decision(self) -> Decision:
+        """What is allowed now, from the answer and the switches as they are now (not when the session opened)."""
+        switches = read_switches(self.manifest.name, self.home, self.environ)
+        return decide(self.manifest, load_consent(self.paths), switches, self.clock.today())
+
+
+def purge_files(paths: AppPaths) -> None:
+    """Delete every file telemetry keeps for one application but its answer; works without its manifest."""
+    from consentry.journal import Journal  # noqa: PLC0415 - see the imports
+    from consentry.outbox import Outbox  # noqa: PLC0415
+    from consentry.store import Store  # noqa: PLC0415
+
+    Journal(paths.journal).clear()
+    Store(paths.store).delete()
+    Outbox(paths).clear()
+    for path in (paths.history, paths.state, paths.secret, paths.state_lock, paths.outbox_lock):
+        path.unlink(missing_ok=True)
+    if paths.quarantine.is_dir():
+        for path in paths.quarantine.iterdir():
+            path.unlink(missing_ok=True)
 
 
 def load_saved_manifest(paths: AppPaths) -> Manifest | None:

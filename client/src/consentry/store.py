@@ -1,48 +1,68 @@
 """The per-application local store: counts per day, shared safely by every process of the application.
 
-SQLite (from the standard library) gives what the store needs: several processes adding to the same
-counters get exact totals (each flush is one transaction of ``n = n + delta`` upserts), a crash or ``kill -9``
-in the middle of a flush rolls that flush back and corrupts nothing, and a damaged file is detected. A store
-that cannot be opened as a database is moved aside and a fresh one started.
+SQLite (from the standard library) gives what the store needs: counts from several processes add up exactly (each
+merge is one transaction of ``n = n + delta`` upserts), a crash or ``kill -9`` in the middle of a merge rolls it back
+and corrupts nothing, and a damaged file is detected (it is moved aside and a fresh store started).
 
-Counters are keyed by ``(day, kind, key)``; the kinds are listed in :data:`KINDS`. Structured keys (commands,
-data categories, plugin events) are canonical JSON arrays.
+Counts reach the store from the journal (:mod:`consentry.journal`): flushes write files, :meth:`Store.merge` adds
+them. Each day row carries
+
+- a ``version``, raised by every merge that touches the day, and the ``reported_version`` its reports were built
+  from: a merge that lands while reports are being built leaves the day unreported, so it is reported again, whole
+  (never "built from 5, marked as 8");
+- the ``epoch`` of the consent its counts were recorded under, or ``mixed`` once two epochs met in one day: only a
+  day recorded wholly under the current answer may be sent without asking (see :mod:`consentry.consent`).
+
+Counters are keyed by ``(day, kind, key)``; the kinds are listed in :data:`consentry.journal.KINDS`. Structured
+keys (commands, data categories, plugin events) are canonical JSON arrays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from consentry._files import make_private_dir, move_aside
+from consentry.journal import KINDS, Batch, CounterKey, DamagedJournalError, DayMeta, Journal
+from consentry.paths import AppPaths
+from consentry.state import update_state
 from consentry.wire.schema import MAX_COUNT
 
-__all__ = ["KINDS", "CounterKey", "DayMeta", "DayRecord", "Store", "StoreError"]
+__all__ = [
+    "KINDS",
+    "MIXED",
+    "CounterKey",
+    "DayMeta",
+    "DayRecord",
+    "MergeResult",
+    "Store",
+    "StoreError",
+    "merge_journal",
+]
 
-#: event: an event name; plugin: [plugin, event]; exception: a class name; command: [name, params, duration,
-#: exit code, exception]; data: [kind, class, dtype, ndim, size]; runs and active_minutes: "".
-KINDS = ("event", "plugin", "exception", "command", "data", "runs", "active_minutes")
-CounterKey = tuple[datetime.date, str, str]
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS days (
-    day TEXT PRIMARY KEY,
-    app_version TEXT NOT NULL,
-    meta TEXT NOT NULL,
-    reported INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS counters (
-    day TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (day, kind, key)
-) WITHOUT ROWID;
-"""
+#: The epoch of a day whose counts were recorded under more than one answer (or before epochs were kept).
+MIXED = "mixed"
+#: The store's schema, in ``PRAGMA user_version``: 1 had a ``reported`` flag per day; 2 versions and epochs.
+SCHEMA_VERSION = 2
+_TABLES = (
+    (
+        "CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, app_version TEXT NOT NULL, meta TEXT NOT NULL, "
+        "version INTEGER NOT NULL DEFAULT 1, reported_version INTEGER NOT NULL DEFAULT 0, epoch TEXT)"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS counters (day TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, "
+        "n INTEGER NOT NULL, PRIMARY KEY (day, kind, key)) WITHOUT ROWID"
+    ),
+    "CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID",
+)
+#: How long the names of merged journal files are remembered (a file whose removal failed is recognised).
+_REMEMBER = datetime.timedelta(days=7)
+#: Journal files merged in one transaction at most (the rest go in the next merge).
+MERGE_LIMIT = 500
 
 
 class StoreError(Exception):
@@ -50,47 +70,35 @@ class StoreError(Exception):
 
 
 @dataclass(frozen=True)
-class DayMeta:
-    """What was true of the install on a day: the application version and the binned system snapshot."""
-
-    app_version: str
-    system: Mapping[str, str] = field(default_factory=dict)
-    dependencies: Mapping[str, str] = field(default_factory=dict)
-    plugins: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        """Canonical JSON of everything but the version."""
-        document = {"system": self.system, "dependencies": self.dependencies, "plugins": self.plugins}
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_row(cls, app_version: str, meta: str) -> DayMeta:
-        """Inverse of :meth:`to_json`; tolerant of damage (a damaged snapshot reads as empty)."""
-        try:
-            document = json.loads(meta)
-            return cls(
-                app_version,
-                _str_map(document.get("system")),
-                _str_map(document.get("dependencies")),
-                _str_map(document.get("plugins")),
-            )
-        except (ValueError, AttributeError):
-            return cls(app_version)
-
-
-def _str_map(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
-
-
-@dataclass(frozen=True)
 class DayRecord:
-    """Everything stored for one day."""
+    """Everything stored for one day, as of ``version``; ``epoch`` is the consent it was recorded under."""
 
     day: datetime.date
     meta: DayMeta
     counters: Mapping[tuple[str, str], int]
+    version: int = 0
+    epoch: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did: journal files added, and damaged files set aside."""
+
+    merged: int = 0
+    damaged: int = 0
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION` (inside the caller's write transaction)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(days)")}
+    if columns and "version" not in columns:  # schema 1: a reported flag per day
+        db.execute("ALTER TABLE days ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+        db.execute("ALTER TABLE days ADD COLUMN reported_version INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE days ADD COLUMN epoch TEXT")  # unknown: such days are never sent without asking
+        db.execute("UPDATE days SET reported_version = 1 WHERE reported = 1")
+    for statement in _TABLES:
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class Store:
@@ -106,13 +114,14 @@ class Store:
             raise FileNotFoundError(self.path)
         wait = self.timeout if timeout is None else timeout
         try:
-            make_private_dir(self.path.parent)
+            if create:
+                make_private_dir(self.path.parent)
             connection = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"cannot open {self.path}: {error}") from error
         try:
             try:
-                connection.executescript(SCHEMA)
+                self._prepare(connection)
             except sqlite3.DatabaseError as error:
                 if isinstance(error, sqlite3.OperationalError):
                     raise
@@ -120,85 +129,116 @@ class Store:
                 connection.close()
                 move_aside(self.path)
                 connection = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
-                connection.executescript(SCHEMA)
+                self._prepare(connection)
             yield connection
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: {error}") from error
         finally:
             connection.close()
 
-    def add(
-        self,
-        metas: Mapping[datetime.date, DayMeta],
-        counters: Mapping[CounterKey, int],
-        *,
-        timeout: float | None = None,
-    ) -> None:
-        """Add ``counters`` and record ``metas`` in one transaction; days touched are marked as not reported.
+    @staticmethod
+    def _prepare(db: sqlite3.Connection) -> None:
+        """Create or upgrade the schema, unless it is current (then nothing is written: a read-only home works)."""
+        if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                _migrate(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # ---- writing --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _apply(db: sqlite3.Connection, batch: Batch) -> None:
+        """Add ``batch`` inside the caller's transaction: every day it touches gets a new version."""
+        for day in batch.days:
+            meta = batch.metas.get(day)
+            app_version, document = (meta.app_version, meta.to_json()) if meta is not None else ("unknown", "{}")
+            db.execute(
+                "INSERT INTO days (day, app_version, meta, version, reported_version, epoch) VALUES (?, ?, ?, 1, 0, ?) "
+                "ON CONFLICT (day) DO UPDATE SET version = days.version + 1, "
+                "app_version = CASE WHEN ? THEN excluded.app_version ELSE days.app_version END, "
+                "meta = CASE WHEN ? THEN excluded.meta ELSE days.meta END, "
+                "epoch = CASE WHEN days.epoch IS excluded.epoch THEN days.epoch ELSE ? END",
+                (day.isoformat(), app_version, document, batch.epoch, meta is not None, meta is not None, MIXED),
+            )
+        db.executemany(
+            "INSERT INTO counters (day, kind, key, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (day, kind, key) DO UPDATE SET n = min(n + excluded.n, ?)",
+            [
+                (day.isoformat(), kind, key, min(n, MAX_COUNT), MAX_COUNT)
+                for (day, kind, key), n in batch.counters.items()
+            ],
+        )
+
+    def add(self, batch: Batch, *, timeout: float | None = None) -> None:
+        """Add ``batch`` in one transaction (flushes go through the journal; this is the direct way, for tools).
 
         ``timeout`` overrides how long to wait for another process that holds the store.
         """
-        if not metas and not counters:
+        if not batch:
             return
-        days = set(metas) | {day for day, _, _ in counters}
         with self._connect(timeout=timeout) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for day in sorted(days):
-                    meta = metas.get(day)
-                    if meta is not None:
-                        db.execute(
-                            "INSERT INTO days (day, app_version, meta, reported) VALUES (?, ?, ?, 0) "
-                            "ON CONFLICT (day) DO UPDATE SET app_version = excluded.app_version, "
-                            "meta = excluded.meta, reported = 0",
-                            (day.isoformat(), meta.app_version, meta.to_json()),
-                        )
-                    else:
-                        db.execute(
-                            "INSERT INTO days (day, app_version, meta, reported) VALUES (?, 'unknown', '{}', 0) "
-                            "ON CONFLICT (day) DO UPDATE SET reported = 0",
-                            (day.isoformat(),),
-                        )
-                db.executemany(
-                    "INSERT INTO counters (day, kind, key, n) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (day, kind, key) DO UPDATE SET n = min(n + excluded.n, ?)",
-                    [
-                        (day.isoformat(), kind, key, min(n, MAX_COUNT), MAX_COUNT)
-                        for (day, kind, key), n in counters.items()
-                    ],
-                )
+                self._apply(db, batch)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
-    def unreported_days(self, before: datetime.date) -> list[datetime.date]:
-        """Days earlier than ``before`` with data not yet turned into reports."""
-        try:
-            with self._connect(create=False) as db:
-                rows = db.execute(
-                    "SELECT day FROM days WHERE reported = 0 AND day < ? ORDER BY day", (before.isoformat(),)
-                ).fetchall()
-        except FileNotFoundError:
-            return []
-        return [datetime.date.fromisoformat(day) for (day,) in rows]
+    def merge(self, journal: Journal, *, timeout: float | None = None) -> MergeResult:
+        """Add the journal's files to the store in one transaction, then remove them; damaged files are set aside.
 
-    def read_day(self, day: datetime.date) -> DayRecord | None:
-        """Everything stored for ``day``, or ``None``."""
-        try:
-            with self._connect(create=False) as db:
-                meta_row = db.execute("SELECT app_version, meta FROM days WHERE day = ?", (day.isoformat(),)).fetchone()
-                rows = db.execute("SELECT kind, key, n FROM counters WHERE day = ?", (day.isoformat(),)).fetchall()
-        except FileNotFoundError:
-            return None
-        if meta_row is None:
-            return None
-        return DayRecord(day, DayMeta.from_row(*meta_row), {(kind, key): n for kind, key, n in rows})
+        Each file's name is recorded in the same transaction as its counts, so a file that outlives its merge (a
+        crash before its removal) is recognised and removed, never added again.
+        """
+        files = journal.files()[:MERGE_LIMIT]
+        if not files:
+            return MergeResult()
+        done: list[Path] = []
+        damaged: list[Path] = []
+        merged = 0
+        now = datetime.datetime.now(datetime.timezone.utc)
+        with self._connect(timeout=timeout) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for path in files:
+                    if db.execute("SELECT 1 FROM merged WHERE name = ?", (path.name,)).fetchone() is not None:
+                        done.append(path)
+                        continue
+                    try:
+                        batch = journal.read(path)
+                    except FileNotFoundError:
+                        continue  # merged and removed by another process since the listing
+                    except (OSError, DamagedJournalError):
+                        damaged.append(path)
+                        continue
+                    self._apply(db, batch)
+                    db.execute("INSERT INTO merged (name, at) VALUES (?, ?)", (path.name, now.isoformat()))
+                    done.append(path)
+                    merged += 1
+                db.execute("DELETE FROM merged WHERE at < ?", ((now - _REMEMBER).isoformat(),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        for path in done:
+            journal.discard(path)
+        for path in damaged:
+            journal.set_aside(path)
+        return MergeResult(merged, len(damaged))
 
-    def mark_reported(self, days: Iterable[datetime.date]) -> None:
-        """Record that reports were written for ``days``."""
+    def mark_reported(self, records: Iterable[DayRecord]) -> None:
+        """Record that reports were built from ``records``; a day merged into since stays unreported."""
         with self._connect() as db:
-            db.executemany("UPDATE days SET reported = 1 WHERE day = ?", [(day.isoformat(),) for day in days])
+            db.executemany(
+                "UPDATE days SET reported_version = ? WHERE day = ? AND reported_version < ?",
+                [(record.version, record.day.isoformat(), record.version) for record in records],
+            )
 
     def forget_before(self, day: datetime.date) -> None:
         """Delete everything about days before ``day`` (counts are kept only while they may be re-reported)."""
@@ -213,3 +253,49 @@ class Store:
         for suffix in ("", "-journal", "-wal", "-shm", ".corrupt"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{self.path}{suffix}").unlink()
+
+    # ---- reading --------------------------------------------------------------------------------------------------
+    def unreported_days(self, before: datetime.date) -> list[datetime.date]:
+        """Days earlier than ``before`` with counts not yet turned into reports."""
+        try:
+            with self._connect(create=False) as db:
+                rows = db.execute(
+                    "SELECT day FROM days WHERE version > reported_version AND day < ? ORDER BY day",
+                    (before.isoformat(),),
+                ).fetchall()
+        except FileNotFoundError:
+            return []
+        return [datetime.date.fromisoformat(day) for (day,) in rows]
+
+    def read_day(self, day: datetime.date) -> DayRecord | None:
+        """Everything stored for ``day`` (read in one transaction, so the version matches the counts), or ``None``."""
+        try:
+            with self._connect(create=False) as db:
+                db.execute("BEGIN")
+                try:
+                    row = db.execute(
+                        "SELECT app_version, meta, version, epoch FROM days WHERE day = ?", (day.isoformat(),)
+                    ).fetchone()
+                    rows = db.execute("SELECT kind, key, n FROM counters WHERE day = ?", (day.isoformat(),)).fetchall()
+                finally:
+                    db.execute("COMMIT")
+        except FileNotFoundError:
+            return None
+        if row is None:
+            return None
+        app_version, meta, version, epoch = row
+        counters = {(kind, key): n for kind, key, n in rows}
+        return DayRecord(day, DayMeta.from_row(app_version, meta), counters, version, epoch)
+
+
+def merge_journal(paths: AppPaths, *, timeout: float | None = None) -> int:
+    """Merge an application's journal into its store; return how many files were added.
+
+    Damaged journal files are set aside and counted as dropped. Raises :class:`StoreError` (the store cannot be
+    used now: the files stay for a later merge).
+    """
+    result = Store(paths.store).merge(Journal(paths.journal), timeout=timeout)
+    if result.damaged:
+        with contextlib.suppress(OSError):
+            update_state(paths, lambda state: state.with_drop("damaged journal file", result.damaged))
+    return result.merged

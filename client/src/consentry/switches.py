@@ -11,7 +11,7 @@ Each switch can only switch off (or restrict); none can turn telemetry on. In or
   ``/Library/Application Support/consentry/policy.json`` or ``%PROGRAMDATA%\consentry\policy.json``) with
   ``{"disable": true}``, ``{"max_level": "basic"}`` and/or ``{"mode": "local"}``, for all applications or, under
   ``"apps": {"<app>": {...}}``, for one;
-- continuous integration (``CI`` and the variables of common CI services): no prompt and no sending.
+- continuous integration (``CI`` and the variables of common CI services): nothing is recorded, asked or sent.
 """
 
 from __future__ import annotations
@@ -24,32 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consentry._files import MAX_STATE_BYTES, read_json
-from consentry._quick import app_variable_prefix, is_true, own_switch
+from consentry._quick import CI_VARIABLES, app_variable_prefix, ci_variable, is_true, own_switch
 from consentry.paths import Paths
 
 __all__ = ["CI_VARIABLES", "POLICY_VARIABLE", "Switches", "app_variable_prefix", "read_switches"]
 
 POLICY_VARIABLE = "CONSENTRY_POLICY_FILE"
-#: Variables that CI services set; any of them set (and not false) means "running in CI".
-CI_VARIABLES = (
-    "CI",
-    "CONTINUOUS_INTEGRATION",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "CIRCLECI",
-    "TRAVIS",
-    "APPVEYOR",
-    "TF_BUILD",
-    "JENKINS_URL",
-    "TEAMCITY_VERSION",
-    "CODEBUILD_BUILD_ID",
-    "BITBUCKET_BUILD_NUMBER",
-    "DRONE",
-    "SEMAPHORE",
-    "HEROKU_TEST_RUN_ID",
-    "WOODPECKER",
-)
 
 
 @dataclass(frozen=True)
@@ -58,7 +38,7 @@ class Switches:
 
     ``disabled`` names the switch that turned telemetry off (``None`` when none did); ``max_levels`` lists the
     administrator's caps on the level (the lowest applies; a level the manifest does not have caps to nothing);
-    ``force_local`` keeps reports on this machine; ``ci`` names the CI variable found: no prompt, no sending.
+    ``force_local`` keeps reports on this machine; ``ci`` names the CI variable found: nothing is recorded.
     """
 
     disabled: str | None = None
@@ -117,6 +97,6 @@ def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = No
                 max_levels.append(str(scope["max_level"]))
             force_local = force_local or scope.get("mode") == "local"
 
-    ci = next((name for name in CI_VARIABLES if is_true(env.get(name))), None)
+    ci = ci_variable(env)
     policy_file = str(policy_path) if policy is not None else None
     return Switches(disabled, tuple(max_levels), force_local, ci, policy_file)

@@ -209,6 +209,9 @@ def collect_system(
 
 def dependency_versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``names``; missing ones, and versions the wire schema cannot carry, are left out."""
+    names = list(names)
+    if not names:
+        return {}
     import importlib.metadata  # noqa: PLC0415 - heavy, and rarely needed
 
     out: dict[str, str] = {}

@@ -11,7 +11,7 @@ everything else (plugin events, commands, data categories, exceptions, runs and 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["Key", "Tallies"]
 
@@ -27,6 +27,7 @@ class Tallies:
         self._lock = threading.Lock()
         # One entry per thread that counted: the thread, its counts, and what was already taken from them.
         self._threads: list[tuple[threading.Thread, dict[Key, int], dict[Key, int]]] = []
+        self._on_first_use: Callable[[], None] | None = None
 
     def mine(self) -> dict[Key, int]:
         """The calling thread's counts, created on first use."""
@@ -37,6 +38,9 @@ class Tallies:
             self.local.counts = counts
             with self._lock:
                 self._threads.append((threading.current_thread(), counts, {}))
+                hook, self._on_first_use = self._on_first_use, None
+            if hook is not None:
+                hook()
         return counts
 
     def add(self, key: Key, n: int) -> None:
@@ -61,11 +65,13 @@ class Tallies:
             self._threads = alive
         return added
 
-    def reset(self) -> None:
+    def reset(self, on_first_use: Callable[[], None] | None = None) -> None:
         """Forget everything (in a forked child: the parent's counts are the parent's to flush).
 
         The lock is replaced, not taken: the child may have inherited it held by a thread it does not have.
+        ``on_first_use`` is called once, by the first thread to count afterwards.
         """
         self._lock = threading.Lock()
         self._threads = []
         self.local = threading.local()
+        self._on_first_use = on_first_use

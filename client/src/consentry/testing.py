@@ -95,7 +95,7 @@ class Sandbox:
     def counted(self, recorder: Recorder, event: str) -> int:
         """How many times ``event`` was counted, over every day so far (flushes ``recorder`` first)."""
         recorder.flush()
-        store = Store(recorder.store.path)
+        store = Store(recorder.paths.store)
         total = 0
         day = self.clock.today() - datetime.timedelta(days=60)
         while day <= self.clock.today():

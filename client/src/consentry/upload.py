@@ -1,26 +1,33 @@
 """Sending pending reports: each to its level's URL, gzip-compressed, within a total time budget.
 
-Outcomes, per report: ``2xx`` sent (recorded in the history, removed); ``408``, ``429``, ``5xx``, a redirect or
-no response: kept, and uploads back off (``Retry-After`` is honoured but clamped between a minute and a day);
+A report is sent only if the user may be taken to have agreed to it: they approved these very bytes, or the mode
+is ``on`` and all of its data was recorded under the current answer (:meth:`consentry.consent.Decision.sends_unasked`).
+The answer is read again before each report, so switching off stops an upload in progress. A pending file that
+is not a valid report of the application is moved to quarantine, unsent, and the queue moves on.
+
+Outcomes, per report sent: ``2xx`` sent (recorded in the history, removed); ``408``, ``429``, ``5xx``, a redirect
+or no response: kept, and uploads back off (``Retry-After`` is honoured but clamped between a minute and a day);
 any other ``4xx``: the server refused it for good, so it is dropped and the reason recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import gzip
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from consentry._files import exclusive
 from consentry.clock import Clock
 from consentry.consent import Decision
 from consentry.manifest import Manifest
-from consentry.outbox import HistoryEntry, Outbox, PendingReport
+from consentry.outbox import HistoryEntry, Outbox, PendingReport, UnreadableReportError
 from consentry.paths import AppPaths
-from consentry.state import load_state, save_state
+from consentry.state import AppState, load_state, update_state
 from consentry.transport import Request, Response, Transport, TransportError
 
 __all__ = ["UploadResult", "retry_delay", "upload_pending"]
@@ -38,8 +45,14 @@ class UploadResult:
     dropped: int = 0
     kept: int = 0
     waiting_approval: int = 0
+    quarantined: int = 0
     messages: list[str] = field(default_factory=list)
     retry_after: datetime.datetime | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing was sent or tried: everything left waits for the user (or there was nothing)."""
+        return not (self.sent or self.dropped or self.kept)
 
 
 def retry_delay(response: Response | None, failures: int, now: datetime.datetime) -> datetime.timedelta:
@@ -84,6 +97,7 @@ class _Run:
         clock: Clock,
         *,
         budget: float,
+        recheck: Callable[[], Decision] | None = None,
     ) -> None:
         self.manifest = manifest
         self.decision = decision
@@ -91,11 +105,16 @@ class _Run:
         self.transport = transport
         self.clock = clock
         self.budget = budget
+        self.recheck = recheck
         self.started = clock.monotonic()
         self.now = clock.now()
-        self.state = load_state(outbox.paths)
+        self.state = load_state(outbox.paths, repair=False)
+        self.drops: dict[str, int] = {}
         self.allowed = {level.name for level in manifest.levels_upto(decision.level)}
         self.result = UploadResult()
+
+    def drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
 
     def run(self, pending: list[PendingReport]) -> None:
         for index, report in enumerate(pending):
@@ -103,15 +122,33 @@ class _Run:
                 self.result.kept += len(pending) - index
                 return
 
+    def settle(self, current: AppState) -> AppState:
+        """This run's outcome applied to the bookkeeping as it is now (other processes may have changed it)."""
+        state = replace(
+            current,
+            sent_ever=current.sent_ever or self.state.sent_ever,
+            last_attempt=self.state.last_attempt or current.last_attempt,
+            last_success=self.state.last_success or current.last_success,
+            retry_after=self.state.retry_after,
+            failures=self.state.failures,
+            idle_day=self.clock.today() if self.result.idle else current.idle_day,
+        )
+        return state.with_drops(self.drops)
+
     def one(self, report: PendingReport) -> bool:
         """Send one report; ``False`` means stop here (out of time, or the server wants us to back off)."""
-        if self.decision.ask_mode and not report.approved:
-            self.result.waiting_approval += 1
-            return True
+        if self.recheck is not None:
+            self.decision = self.recheck()
+            if not self.decision.send:
+                self.result.messages.append(f"nothing more is sent: {self.decision.reason}")
+                return False
         if report.level not in self.allowed:
             self.outbox.remove(report)
-            self.state = self.state.with_drop("level no longer consented")
+            self.drop("level no longer consented")
             self.result.dropped += 1
+            return True
+        if not report.approved and not self.decision.sends_unasked(report.epoch):
+            self.result.waiting_approval += 1
             return True
         remaining = self.budget - (self.clock.monotonic() - self.started)
         if remaining <= 0:
@@ -119,7 +156,13 @@ class _Run:
             return False
         url = self.manifest.level(report.level).endpoint or ""
         try:
-            data = report.read()
+            data = self.outbox.check(report, self.manifest.name)
+        except UnreadableReportError as error:
+            where = self.outbox.quarantine(report)
+            self.drop("unreadable pending report")
+            self.result.quarantined += 1
+            self.result.messages.append(f"{error}; moved to {where}, not sent")
+            return True
         except OSError:
             return True
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "User-Agent": USER_AGENT}
@@ -130,18 +173,21 @@ class _Run:
             response = None
             self.result.messages.append(f"{url}: no response ({error})")
         self.state = replace(self.state, last_attempt=self.now)
+        return self.conclude(report, url, data.decode("utf-8"), response)  # checked: a valid report is UTF-8
+
+    def conclude(self, report: PendingReport, url: str, text: str, response: Response | None) -> bool:
+        """Act on the server's answer to one report; ``False`` means stop here (back off)."""
         if response is not None and 200 <= response.status < 300:  # noqa: PLR2004
-            self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, "sent", data.decode("utf-8")))
+            self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, "sent", text))
             self.outbox.remove(report)
             self.state = replace(self.state, sent_ever=True, last_success=self.now, failures=0, retry_after=None)
             self.result.sent += 1
             return True
         if response is not None and 400 <= response.status < 500 and response.status not in (408, 429):  # noqa: PLR2004
             reason = _reason(response)
-            entry = HistoryEntry(self.now.isoformat(), url, response.status, f"refused: {reason}", data.decode("utf-8"))
-            self.outbox.record(entry)
+            self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, f"refused: {reason}", text))
             self.outbox.remove(report)
-            self.state = self.state.with_drop(f"refused by the server (HTTP {response.status})")
+            self.drop(f"refused by the server (HTTP {response.status})")
             self.result.dropped += 1
             self.result.messages.append(f"{url}: refused ({response.status}) {reason}")
             return True
@@ -164,20 +210,29 @@ def upload_pending(
     *,
     budget: float = 30.0,
     force: bool = False,
+    recheck: Callable[[], Decision] | None = None,
 ) -> UploadResult:
-    """Send what may be sent now. ``force`` ignores a back-off in progress (for ``consentry upload``)."""
+    """Send what may be sent now. ``force`` ignores a back-off in progress (for ``consentry upload``).
+
+    ``recheck`` gives the decision as it is now; it is called before each report, so that an answer changed
+    during the upload (``consentry disable``) stops it.
+    """
     outbox = Outbox(paths)
     pending = outbox.pending()
-    if not pending or not decision.send:
+    if not decision.send:
         return UploadResult(kept=len(pending))
-    with exclusive(paths.root / "upload.lock") as held:
+    if not pending:
+        with contextlib.suppress(OSError):  # remembered so that no uploader is started again today for nothing
+            update_state(paths, lambda state: replace(state, idle_day=clock.today()))
+        return UploadResult()
+    with exclusive(paths.outbox_lock) as held:
         if not held:
-            return UploadResult(kept=len(pending), messages=["another upload of this application is in progress"])
-        run = _Run(manifest, decision, outbox, transport, clock, budget=budget)
+            return UploadResult(kept=len(pending), messages=["another process is building or sending reports"])
+        run = _Run(manifest, decision, outbox, transport, clock, budget=budget, recheck=recheck)
         retry_after = run.state.retry_after
         if not force and retry_after is not None and run.now < retry_after:
             message = f"waiting until {retry_after.isoformat()} before trying again"
             return UploadResult(kept=len(pending), retry_after=retry_after, messages=[message])
-        run.run(pending)
-        save_state(paths, run.state)
+        run.run(outbox.pending())
+        update_state(paths, run.settle)
         return run.result

@@ -14,7 +14,6 @@ pending and goes next time (the server stores a report sent twice once).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -78,6 +77,8 @@ def reap(pid: int) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Upload what may be sent for one application; exit quietly whatever happens."""
+    import argparse  # noqa: PLC0415 - keep the import of this module cheap for the host that spawns
+
     parser = argparse.ArgumentParser(prog="python -m consentry.uploader")
     parser.add_argument("--home", required=True)
     parser.add_argument("--app", required=True)

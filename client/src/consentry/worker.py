@@ -6,13 +6,18 @@ One daemon thread per recorder. It never runs anything on the host's threads and
 - flushes counts every ``flush_interval`` seconds (10 minutes by default) and at midnight (what was counted
   before midnight belongs to the day that ended);
 - counts a run once the process has lived a minute, and active time in 10-minute steps;
-- at most once a day, when there is something to send and sending is allowed, starts the detached uploader
-  (:mod:`consentry.uploader`), or uploads itself when given a transport or when no child process can start.
+- at most once a day, when sending is allowed, starts the detached uploader (:mod:`consentry.uploader`), or
+  uploads itself when given a transport or when no child process can start.
+
+After a fork, the child's first count starts a thread of its own (the parent's did not survive the fork) that
+only flushes: runs, active time, reports and uploads stay the parent's. Nothing network-related is imported
+unless this process uploads itself.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +26,12 @@ from consentry._guard import guard, logger
 from consentry.recorder import Recorder
 from consentry.session import AppSession
 from consentry.state import load_state
-from consentry.store import StoreError
-from consentry.transport import HttpTransport, Transport
-from consentry.upload import USER_AGENT
-from consentry.uploader import BUDGET, can_spawn, reap, spawn
+
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from consentry.transport import Transport
 
 __all__ = ["RUN_AFTER", "STEP", "Worker"]
 
@@ -61,13 +68,28 @@ class Worker:
         self.transport = transport
         self._monotonic = monotonic
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"consentry-{session.manifest.name}", daemon=True)
+        self._thread = self._new_thread(self._run)
+        self._pid = os.getpid()
         self._child: int | None = None
         self._last_spawn = -SPAWN_GAP
         self.uploads = 0
 
+    def _new_thread(self, target: Callable[[], None]) -> threading.Thread:
+        return threading.Thread(target=target, name=f"consentry-{self.session.manifest.name}", daemon=True)
+
     def start(self) -> None:
         """Start the thread."""
+        self._thread.start()
+
+    def restart_after_fork(self) -> None:
+        """In a forked child: start a thread of its own that only flushes (the parent's thread is not here)."""
+        if self._pid == os.getpid() or self._stop.is_set():
+            return
+        self._pid = os.getpid()
+        self._stop = threading.Event()
+        self._child = None
+        self.uploads = 1  # the parent's to do: a child never starts an uploader
+        self._thread = self._new_thread(self._run_in_child)
         self._thread.start()
 
     def stop(self, timeout: float = 0.0) -> None:
@@ -79,32 +101,36 @@ class Worker:
     def finish(self) -> None:
         """Stop, and if the day's upload was not started and may be due, start the detached uploader now.
 
-        A tool that exits right after starting never gave the thread its chance; the uploader, which writes the
-        reports of completed days itself, takes over. It costs one process start, never a wait on the network.
+        A tool that exits right after starting never gave the thread its chance; the uploader, which merges the
+        journal and writes the reports of completed days itself, takes over. It costs one process start, at most
+        once a day, never a wait on the network, and never opens the store here.
         """
         self.stop()
         with guard():
-            if self.uploads or self._child is not None or self.transport is not None or not can_spawn():
+            if self.uploads or self._child is not None or self.transport is not None or self._pid != os.getpid():
                 return
-            if not self._due() or not (self.session.outbox.pending() or self._unreported()):
+            from consentry.uploader import can_spawn, spawn  # noqa: PLC0415 - only when an upload may start
+
+            if not can_spawn() or not self._due() or not self._anything_to_do():
                 return
             self.uploads += 1
             self._last_spawn = self._monotonic()
             self._child = spawn(self.session.home.home, self.session.manifest.name)
 
-    def _unreported(self) -> bool:
-        try:
-            return bool(self.session.store.unreported_days(before=self.session.clock.today()))
-        except (StoreError, OSError):
-            return False
+    def _anything_to_do(self) -> bool:
+        """Whether there are reports, journal files or a store to look at (without opening any of them)."""
+        paths = self.session.paths
+        return paths.store.exists() or _has_entries(paths.journal) or _has_entries(paths.pending)
 
     def _due(self) -> bool:
-        """Sending is allowed, today's upload has not succeeded yet, and no back-off is running."""
+        """Sending is allowed, today's upload has not succeeded nor found nothing to do, and no back-off runs."""
         if not self.session.decision.send:
             return False
-        state = load_state(self.session.paths)
+        state = load_state(self.session.paths, repair=False)
         now = self.session.clock.now()
         if state.last_success is not None and state.last_success.date() >= now.date():
+            return False
+        if state.idle_day is not None and state.idle_day >= now.date():
             return False
         return state.retry_after is None or now >= state.retry_after
 
@@ -146,8 +172,19 @@ class Worker:
                     self.recorder.flush()
                     next_flush = now + self.flush_interval
 
+    def _run_in_child(self) -> None:
+        """A forked child's thread: flush on the interval and at midnight (the recorder only writes journals)."""
+        day = self.session.clock.today()
+        while not self._stop.wait(max(0.05, min(self.flush_interval, seconds_to_midnight(self.session.clock.now())))):
+            with guard():
+                today = self.session.clock.today()
+                self.recorder.flush(day=day if today != day else None)
+                day = today
+
     def _daily(self) -> None:
         """Reports for completed days, then the upload if one is due."""
+        from consentry.store import StoreError  # noqa: PLC0415 - SQLite only in the background
+
         with guard():
             try:
                 self.session.prepare_reports()
@@ -157,12 +194,14 @@ class Worker:
             self.maybe_upload()
 
     def maybe_upload(self) -> None:
-        """Start an upload if one is due: something pending, sending allowed, not yet done today, not backing off."""
+        """Start an upload if one is due: something may be sent, not yet done today, not backing off."""
+        from consentry.uploader import BUDGET, can_spawn, reap, spawn  # noqa: PLC0415 - see the imports
+
         if self._child is not None and reap(self._child):
             self._child = None
         decision = self.session.decision
-        pending = self.session.outbox.pending()
-        if not pending or (decision.ask_mode and not any(item.approved for item in pending)) or not self._due():
+        sendable = [r for r in self.session.outbox.pending() if r.approved or decision.sends_unasked(r.epoch)]
+        if not sendable or not self._due():
             return
         if self._child is not None or self._monotonic() - self._last_spawn < SPAWN_GAP:
             return
@@ -172,4 +211,14 @@ class Worker:
             self._child = spawn(self.session.home.home, self.session.manifest.name)
             if self._child is not None:
                 return
+        from consentry.transport import HttpTransport  # noqa: PLC0415 - only when this process uploads itself
+        from consentry.upload import USER_AGENT  # noqa: PLC0415
+
         self.session.upload(self.transport or HttpTransport(user_agent=USER_AGENT), budget=BUDGET)
+
+
+def _has_entries(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False

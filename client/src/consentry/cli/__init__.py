@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -81,8 +83,10 @@ def _answer_commands(sub: Subparsers) -> None:
         command = sub.add_parser(
             mode,
             help=text,
-            description=f"Say yes for APP: {text}. Only data recorded from now on is ever sent. The level "
-            "decides what is collected (see `consentry status APP`); the default is the highest level. "
+            description=f"Say yes for APP: {text}. Only data recorded from now on is sent without asking you: "
+            "reports kept from before (recorded in local or ask mode, or under an earlier answer) stay on this "
+            "computer until you send them with `consentry approve APP` or delete them with `consentry reject APP`. "
+            "The level decides what is collected (see `consentry status APP`); the default is the highest level. "
             "Undo with `consentry disable APP`.",
         )
         _app_argument(command)
@@ -125,10 +129,22 @@ def _report_commands(sub: Subparsers) -> None:
 
     approve = sub.add_parser(
         "approve",
-        help="approve the pending reports (mode 'ask') and send them",
-        description="Approve every pending report of APP and send them now. Use `consentry preview APP` first.",
+        help="approve pending reports and send them",
+        description="Approve pending reports of APP and send them now: those named (as `consentry preview APP` "
+        "shows them, DAY.LEVEL, or DAY for every level of a day), or all of them. Reports wait for approval in "
+        "mode 'ask', and in any mode when they hold data recorded before your current answer.",
     )
     _app_argument(approve)
+    approve.add_argument("reports", nargs="*", metavar="REPORT", help="DAY.LEVEL or DAY (default: every report)")
+
+    reject = sub.add_parser(
+        "reject",
+        help="delete pending reports without sending them",
+        description="Delete pending reports of APP without sending them: those named (DAY.LEVEL or DAY, as "
+        "`consentry preview APP` shows them), or all of them. Each is recorded in the history as rejected.",
+    )
+    _app_argument(reject)
+    reject.add_argument("reports", nargs="*", metavar="REPORT", help="DAY.LEVEL or DAY (default: every report)")
 
     upload = sub.add_parser(
         "upload",
@@ -199,12 +215,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(commands.run(args))
+        code = int(commands.run(args))
+        sys.stdout.flush()
     except BrokenPipeError:
+        # The reader went away (`consentry status | head -1`): stop quietly. Python flushes stdout again at exit,
+        # which would fail the same way and print an error, so what is left goes nowhere.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         return int(ExitCode.OK)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return int(ExitCode.ERROR)
+    return code
 
 
 if __name__ == "__main__":

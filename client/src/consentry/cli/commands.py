@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from consentry import __version__
 from consentry._files import read_json, write_json
 from consentry._guard import internal_errors
 from consentry.cli.discover import UnknownAppError, find_manifest, known_apps
 from consentry.cli.exit_codes import ExitCode
-from consentry.consent import Decision
+from consentry.consent import Consent, Decision, load_consent
 from consentry.deletion import request_deletion
-from consentry.manifest import ManifestError
+from consentry.manifest import NONE_LEVEL, ManifestError
+from consentry.outbox import HistoryEntry, PendingReport, UnreadableReportError
 from consentry.paths import Paths
 from consentry.reports import reporter_id
-from consentry.session import AppSession
+from consentry.session import AppSession, purge_files
 from consentry.state import load_state
+from consentry.store import StoreError
 from consentry.transport import HttpTransport
 from consentry.wire.schema import APP_NAME
 
 __all__ = ["VERSION", "CliError", "indicator", "run"]
 
 VERSION = __version__
+#: Where users report bugs.
+ISSUES = "https://github.com/consentry/consentry/issues"
 
 
 class CliError(Exception):
@@ -178,8 +185,12 @@ def cmd_status(args: argparse.Namespace) -> ExitCode:
         where = f" -> {level.host}" if level.host else ""
         _out(f"    {level.name:<8} {level.description}{where}")
     if args.verbose:
-        _out(f"  drops               {document['drops'] or 'none'}")
-        _out(f"  internal errors     {document['internal_errors'] or 'none'}")
+        drops = cast("dict[str, int]", document["drops"])
+        _out(f"  drops               {'none' if not drops else ''}")
+        for reason, n in sorted(drops.items(), key=lambda item: (-item[1], item[0])):
+            _out(f"    {n:>6}  {reason}")
+        errors = cast("list[str]", document["internal_errors"])
+        _out(f"  internal errors     {', '.join(errors) if errors else 'none'}")
     return ExitCode.OK
 
 
@@ -188,22 +199,43 @@ def cmd_set_mode(args: argparse.Namespace) -> ExitCode:
     """``enable``, ``local`` and ``ask``."""
     session = _session(args)
     level = args.level
-    if level is not None and level not in session.manifest.level_names:
+    name = session.manifest.name
+    if level == NONE_LEVEL:
         raise CliError(
-            f"{session.manifest.name!r} has no level {level!r}",
-            f"choose one of {', '.join(session.manifest.level_names)}",
-            ExitCode.USAGE,
+            f"level {NONE_LEVEL!r} collects nothing", f"to switch off, run `consentry disable {name}`", ExitCode.USAGE
         )
+    if level is not None and level not in session.manifest.level_names:
+        choices = [item for item in session.manifest.level_names if item != NONE_LEVEL]
+        raise CliError(f"{name!r} has no level {level!r}", f"choose one of {', '.join(choices)}", ExitCode.USAGE)
     session = session.set_consent(args.mode, level, valid_for=_duration(args.valid_for))
     consent = session.consent
     until = f" until {consent.expires.isoformat()}" if consent.expires else ""
-    _out(f"{session.manifest.name}: mode {consent.mode}, level {consent.level}{until}.")
-    _out(f"Undo with `consentry disable {session.manifest.name}`; see what is sent with `consentry preview`.")
+    _out(f"{name}: mode {consent.mode}, level {consent.level}{until}.")
+    _out(f"Undo with `consentry disable {name}`; see what would be sent with `consentry preview {name}`.")
     decision = session.decision
     if not decision.record:
         _out(f"Note: nothing will be recorded for now: {decision.reason}.")
         return ExitCode.SWITCHED_OFF
+    kept = _kept_reports(session)
+    if kept:
+        _out(
+            f"{kept} report(s) recorded before this answer stay on this computer and are not sent unless you say so: "
+            f"see them with `consentry preview {name}`, send them with `consentry approve {name}`, delete them "
+            f"with `consentry reject {name}`. Data recorded earlier today waits for your approval too."
+        )
     return ExitCode.OK
+
+
+def _kept_reports(session: AppSession) -> int:
+    """Reports (including those of completed days not yet built) that the current answer does not send unasked."""
+    with contextlib.suppress(StoreError, OSError):
+        session.prepare_reports()
+    decision = session.decision
+    if decision.ask_mode or not decision.send:
+        return 0  # every report waits anyway (ask), or none is ever sent (local): nothing to point out
+    return sum(
+        1 for report in session.outbox.pending() if not report.approved and not decision.sends_unasked(report.epoch)
+    )
 
 
 def cmd_disable(args: argparse.Namespace) -> ExitCode:
@@ -239,42 +271,80 @@ def cmd_enable_all(_: argparse.Namespace) -> ExitCode:
 
 
 # ---- reports -----------------------------------------------------------------------------------------------------
+def _prepare(session: AppSession) -> None:
+    """Turn completed days into reports; if that cannot be done now (a read-only or full disk), say so and go on."""
+    try:
+        session.prepare_reports()
+    except (StoreError, OSError) as error:
+        sys.stderr.write(f"consentry: warning: completed days cannot be turned into reports now: {error}\n")
+        sys.stderr.write(f"hint: check that {session.paths.root} is writable; the reports already pending follow\n")
+
+
+def _state_of(session: AppSession, report: PendingReport) -> str:
+    """How ``report`` will go: sent as it is, or waiting for the user, and why."""
+    decision = session.decision
+    if report.approved:
+        return "approved by you"
+    if decision.sends_unasked(report.epoch):
+        return "sent automatically"
+    if decision.ask_mode:
+        return "waits for your approval"
+    if not decision.send:
+        return "kept on this computer"
+    return "waits for your approval (recorded before your current answer)"
+
+
+def _url(session: AppSession, report: PendingReport) -> str | None:
+    return session.manifest.level(report.level).endpoint if report.level in session.manifest.level_names else None
+
+
 def cmd_preview(args: argparse.Namespace) -> ExitCode:
     """Print pending reports byte for byte."""
     session = _session(args)
-    session.prepare_reports()
+    _prepare(session)
     pending = session.outbox.pending()
+    checked: list[tuple[PendingReport, bytes | None, str]] = []
+    for report in pending:
+        try:
+            checked.append((report, session.outbox.check(report, session.manifest.name), ""))
+        except (UnreadableReportError, OSError) as unreadable:
+            checked.append((report, None, str(unreadable)))
     if args.raw:
-        for report in pending:
-            sys.stdout.buffer.write(report.read())
+        for _, data, _ in checked:
+            if data is not None:
+                sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return ExitCode.OK
     if args.json:
         _json(
             [
                 {
+                    "name": report.name,
                     "file": str(report.path),
                     "day": report.day.isoformat(),
                     "level": report.level,
-                    "url": session.manifest.level(report.level).endpoint
-                    if report.level in session.manifest.level_names
-                    else None,
+                    "url": _url(session, report),
                     "approved": report.approved,
-                    "report": json.loads(report.read()),
+                    "status": _state_of(session, report) if data is not None else "unreadable: not sent",
+                    "report": json.loads(data) if data is not None else None,
+                    "error": problem or None,
                 }
-                for report in pending
+                for report, data, problem in checked
             ]
         )
         return ExitCode.OK
     if not pending:
         _out(f"{session.manifest.name}: nothing is waiting to be sent ({session.decision.reason}).")
         return ExitCode.OK
-    for index, report in enumerate(pending, 1):
-        url = session.manifest.level(report.level).endpoint if report.level in session.manifest.level_names else "?"
-        _out(f"# report {index} of {len(pending)}: level {report.level}, {report.day}, to {url}")
+    for index, (report, data, problem) in enumerate(checked, 1):
+        _out(f"# report {index} of {len(pending)}: {report.name}, level {report.level}, to {_url(session, report)}")
         _out(f"# file {report.path}")
+        if data is None:
+            _out(f"# unreadable, will not be sent (it is set aside at the next upload): {problem}")
+            continue
+        _out(f"# {_state_of(session, report)}")
         sys.stdout.flush()
-        sys.stdout.buffer.write(report.read())
+        sys.stdout.buffer.write(data)
         sys.stdout.flush()
     return ExitCode.OK
 
@@ -288,13 +358,15 @@ def _upload(session: AppSession, *, as_json: bool) -> ExitCode:
                 "dropped": result.dropped,
                 "kept": result.kept,
                 "waiting_approval": result.waiting_approval,
+                "quarantined": result.quarantined,
                 "messages": result.messages,
             }
         )
     else:
+        unreadable = f", {result.quarantined} unreadable set aside" if result.quarantined else ""
         _out(
             f"{session.manifest.name}: {result.sent} sent, {result.dropped} refused and dropped, {result.kept} kept "
-            f"for later, {result.waiting_approval} waiting for approval."
+            f"for later, {result.waiting_approval} waiting for approval{unreadable}."
         )
         for message in result.messages:
             _out(f"  {message}")
@@ -310,25 +382,53 @@ def cmd_upload(args: argparse.Namespace) -> ExitCode:
     session = _session(args)
     decision = session.decision
     if not decision.send:
-        session.prepare_reports()
         _out(f"{session.manifest.name}: nothing is sent: {decision.reason}.")
         return ExitCode.SWITCHED_OFF
-    session.prepare_reports()
+    _prepare(session)
     return _upload(session, as_json=args.json)
+
+
+def _chosen(session: AppSession, names: list[str]) -> list[PendingReport]:
+    reports, unknown = session.outbox.select(names)
+    if unknown:
+        pending = ", ".join(report.name for report in session.outbox.pending()) or "none"
+        raise CliError(
+            f"no pending report {', '.join(map(repr, unknown))} for {session.manifest.name}",
+            f"pending reports: {pending} (see `consentry preview {session.manifest.name}`)",
+            ExitCode.USAGE,
+        )
+    return reports
 
 
 def cmd_approve(args: argparse.Namespace) -> ExitCode:
     """Approve pending reports and send them."""
     session = _session(args)
-    session.prepare_reports()
-    pending = session.outbox.pending()
-    for report in pending:
+    _prepare(session)
+    reports = _chosen(session, args.reports)
+    for report in reports:
         session.outbox.approve(report)
-    _out(f"{session.manifest.name}: {len(pending)} report(s) approved.")
+    _out(f"{session.manifest.name}: {len(reports)} report(s) approved.")
     if not session.decision.send:
         _out(f"Nothing is sent: {session.decision.reason}.")
         return ExitCode.SWITCHED_OFF
     return _upload(session, as_json=False)
+
+
+def cmd_reject(args: argparse.Namespace) -> ExitCode:
+    """Delete pending reports unsent, recording each in the history as rejected."""
+    session = _session(args)
+    _prepare(session)
+    reports = _chosen(session, args.reports)
+    now = session.clock.now().isoformat()
+    for report in reports:
+        try:
+            text = report.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        session.outbox.record(HistoryEntry(now, _url(session, report) or "", 0, "rejected by you: not sent", text))
+        session.outbox.remove(report)
+    _out(f"{session.manifest.name}: {len(reports)} report(s) deleted without being sent.")
+    return ExitCode.OK
 
 
 def cmd_history(args: argparse.Namespace) -> ExitCode:
@@ -425,18 +525,49 @@ def cmd_forget(args: argparse.Namespace) -> ExitCode:
 
 
 def cmd_purge(args: argparse.Namespace) -> ExitCode:
-    """Switch off and delete everything local."""
-    if args.all:
-        names = list(known_apps(Paths.from_environment()))
-    elif args.app is not None:
-        names = [args.app]
-    else:
+    """Switch off and delete everything local; with --all, every application, even one whose manifest is gone."""
+    if not args.all and args.app is None:
         raise CliError("say which application to purge", "consentry purge APP, or --all", ExitCode.USAGE)
-    for name in names:
-        args.app = name
+    if not args.all:
         _session(args).purge()
+        _out(f"{args.app}: telemetry is off and every local file is deleted.")
+        return ExitCode.OK
+    paths = Paths.from_environment()
+    problems = []
+    for name in sorted(set(known_apps(paths)) | set(_app_folders(paths))):
+        try:
+            _purge_one(paths, name)
+        except OSError as error:
+            problems.append(name)
+            sys.stderr.write(f"consentry: error: {name}: could not delete everything: {error}\n")
+            continue
         _out(f"{name}: telemetry is off and every local file is deleted.")
+    if problems:
+        sys.stderr.write(f"hint: check that {paths.apps} is writable, then run `consentry purge --all` again\n")
+        return ExitCode.ERROR
     return ExitCode.OK
+
+
+def _app_folders(paths: Paths) -> list[str]:
+    try:
+        return [entry.name for entry in paths.apps.iterdir() if entry.is_dir() and APP_NAME.regex.fullmatch(entry.name)]
+    except OSError:
+        return []
+
+
+def _purge_one(paths: Paths, name: str) -> None:
+    """Purge one application: with its manifest the usual way; without one, its files and an answer of "no"."""
+    app = paths.app(name)
+    try:
+        manifest = find_manifest(name, paths)
+    except (UnknownAppError, ManifestError):
+        manifest = None
+    if manifest is not None:
+        AppSession.open(manifest, home=paths.home).purge()
+        return
+    purge_files(app)
+    consent = load_consent(app)
+    write_json(app.consent, {**Consent().to_document(), "asked_version": consent.asked_version})
 
 
 def cmd_verify(args: argparse.Namespace) -> ExitCode:
@@ -455,6 +586,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
     "enable-all": cmd_enable_all,
     "preview": cmd_preview,
     "approve": cmd_approve,
+    "reject": cmd_reject,
     "upload": cmd_upload,
     "history": cmd_history,
     "endpoints": cmd_endpoints,
@@ -467,7 +599,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    """Dispatch to the handler of ``args.command``; turn expected failures into messages and exit codes."""
+    """Dispatch to the handler of ``args.command``; turn every failure into a message and an exit code."""
     try:
         return HANDLERS[args.command](args)
     except CliError as error:
@@ -475,7 +607,22 @@ def run(args: argparse.Namespace) -> ExitCode:
         if error.hint:
             sys.stderr.write(f"hint: {error.hint}\n")
         return error.code
-    except OSError as error:
+    except BrokenPipeError:
+        raise  # the reader went away: main() stops quietly
+    except (OSError, StoreError) as error:
         sys.stderr.write(f"consentry: error: {error}\n")
-        sys.stderr.write(f"hint: check that {Path(getattr(error, 'filename', '') or '.')} is writable\n")
+        sys.stderr.write(f"hint: check that {_folder_of(error)} is writable and the disk is not full\n")
         return ExitCode.ERROR
+    except Exception as error:  # noqa: BLE001 - a bug of ours: one line for the user, never a traceback
+        sys.stderr.write(f"consentry: internal error: {type(error).__name__}: {error}\n")
+        sys.stderr.write(f"hint: please report it at {ISSUES}, with the command you ran\n")
+        return ExitCode.ERROR
+
+
+def _folder_of(error: BaseException) -> Path:
+    """The folder to name in a hint: the file's own folder (never a temporary file's name), else the home."""
+    name = getattr(error, "filename", None)
+    if isinstance(name, (str, bytes, os.PathLike)) and os.fspath(name):
+        path = Path(os.fsdecode(name))
+        return path if path.is_dir() else path.parent
+    return Paths.from_environment().home

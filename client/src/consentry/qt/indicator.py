@@ -28,8 +28,6 @@ def describe(telemetry: QtTelemetry) -> tuple[str, str]:
     if consent.expires is not None:
         details.append(f"until {consent.expires.isoformat()}")
     state = {"on": "on", "ask": "on, asks before sending", "local": "kept on this computer"}.get(decision.mode, "on")
-    if decision.mode != "local" and not decision.send:
-        state = "on, nothing sent"
     return f"Telemetry: {state} ({', '.join(details)})", explanation
 
 
