@@ -147,6 +147,16 @@ class _Run:
             self.drop("level no longer consented")
             self.result.dropped += 1
             return True
+        try:
+            data = self.outbox.check(report, self.manifest.name)
+        except UnreadableReportError as error:  # set aside whether or not it would be sent now: it never can be
+            where = self.outbox.quarantine(report)
+            self.drop("unreadable pending report")
+            self.result.quarantined += 1
+            self.result.messages.append(f"{error}; moved to {where}, not sent")
+            return True
+        except OSError:
+            return True
         if not report.approved and not self.decision.sends_unasked(report.epoch):
             self.result.waiting_approval += 1
             return True
@@ -155,16 +165,6 @@ class _Run:
             self.result.messages.append("time budget used up; the rest waits for the next upload")
             return False
         url = self.manifest.level(report.level).endpoint or ""
-        try:
-            data = self.outbox.check(report, self.manifest.name)
-        except UnreadableReportError as error:
-            where = self.outbox.quarantine(report)
-            self.drop("unreadable pending report")
-            self.result.quarantined += 1
-            self.result.messages.append(f"{error}; moved to {where}, not sent")
-            return True
-        except OSError:
-            return True
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "User-Agent": USER_AGENT}
         request = Request(url, gzip.compress(data, mtime=0), headers, timeout=min(remaining, 10.0))
         try:
