@@ -24,7 +24,8 @@ Nothing is collected or sent unless you said yes. Each application lists everyth
 manifest (consentry status APP shows its levels); reports are written to disk before they are sent and
 `consentry preview APP` prints exactly those bytes. `consentry disable APP` stops everything and deletes what
 was not sent; `consentry disable --all` does so for every application. The environment variables
-CONSENTRY_DISABLE=1, DO_NOT_TRACK=1 and <APP>_NO_TELEMETRY=1 also switch it off.
+CONSENTRY_DISABLE=1, DO_NOT_TRACK=1 and <APP>_NO_TELEMETRY=1 also switch it off, and nothing is recorded in CI.
+An answer covers only what is recorded after it: earlier reports wait for `consentry approve` or `reject`.
 """
 
 EPILOG = """\
