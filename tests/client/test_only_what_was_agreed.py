@@ -97,6 +97,10 @@ def test_days_kept_in_local_mode_are_not_sent_after_enable(cli_home, manifest_pa
     assert app.upload(transport, force=True).waiting_approval == 2
     assert transport.requests == []
 
+    assert main(["status", APP, "--json"]) == ExitCode.OK
+    status = json.loads(capsys.readouterr().out)
+    assert (status["pending_reports"], status["waiting_approval"]) == (2, 2)
+
     # `consentry preview` says why each waits; `consentry approve APP DAY.LEVEL` sends that one only.
     assert main(["preview", APP, "--json"]) == ExitCode.OK
     shown = {item["name"]: item["status"] for item in json.loads(capsys.readouterr().out)}

@@ -109,6 +109,7 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
     decision = session.decision
     consent = session.consent
     state = load_state(session.paths, repair=False) if session.paths.state.exists() else None
+    pending = session.outbox.pending()
     document: dict[str, object] = {
         "app": session.manifest.name,
         "mode": decision.mode,
@@ -121,7 +122,8 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
         "manifest_consent_version": session.manifest.consent_version,
         "reason": decision.reason,
         "ask_again": decision.ask,
-        "pending_reports": len(session.outbox.pending()),
+        "pending_reports": len(pending),
+        "waiting_approval": sum(1 for r in pending if not r.approved and not decision.sends_unasked(r.epoch)),
         "last_upload": state.last_success.isoformat() if state and state.last_success else None,
         "reporter_id_this_week": _this_week_reporter(session),
         "data_folder": str(session.paths.root),
@@ -171,6 +173,7 @@ def cmd_status(args: argparse.Namespace) -> ExitCode:
         "consent_version": "consent version",
         "manifest_consent_version": "manifest version",
         "pending_reports": "pending reports",
+        "waiting_approval": "waiting for you",
         "last_upload": "last upload",
         "reporter_id_this_week": "reporter id (week)",
         "data_folder": "data folder",
