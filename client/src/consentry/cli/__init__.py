@@ -41,6 +41,11 @@ def _app_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", metavar="FILE", help="read the application's manifest from FILE")
 
 
+def _reports_arguments(parser: argparse.ArgumentParser) -> None:
+    _app_argument(parser)
+    parser.add_argument("reports", nargs="*", metavar="REPORT", help="DAY.LEVEL or DAY (default: every report)")
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -135,8 +140,7 @@ def _report_commands(sub: Subparsers) -> None:
         "shows them, DAY.LEVEL, or DAY for every level of a day), or all of them. Reports wait for approval in "
         "mode 'ask', and in any mode when they hold data recorded before your current answer.",
     )
-    _app_argument(approve)
-    approve.add_argument("reports", nargs="*", metavar="REPORT", help="DAY.LEVEL or DAY (default: every report)")
+    _reports_arguments(approve)
 
     reject = sub.add_parser(
         "reject",
@@ -144,8 +148,7 @@ def _report_commands(sub: Subparsers) -> None:
         description="Delete pending reports of APP without sending them: those named (DAY.LEVEL or DAY, as "
         "`consentry preview APP` shows them), or all of them. Each is recorded in the history as rejected.",
     )
-    _app_argument(reject)
-    reject.add_argument("reports", nargs="*", metavar="REPORT", help="DAY.LEVEL or DAY (default: every report)")
+    _reports_arguments(reject)
 
     upload = sub.add_parser(
         "upload",
