@@ -199,6 +199,20 @@ def test_rules_that_span_fields_are_refused_by_both(reports):
         assert (fast, decoded) == (None, None)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{\n  "a": ' * 1000 + b"1" + b"}" * 1000 + b"\n",  # an unknown field, which msgspec skips by recursing
+        b'{\n  "system": ' + b"[" * 1000 + b"]" * 1000 + b"\n}\n",
+        b'{\n  "counts": {"2026-01-01": ' + b'{"a": ' * 1000 + b"1" + b"}" * 1002 + b"\n",
+    ],
+    ids=["unknown_field_objects", "arrays", "objects_in_a_field"],
+)
+def test_bodies_nested_too_deeply_are_refused_by_both_without_raising(body):
+    fast, decoded = assert_agree(body)
+    assert (fast, decoded) == (None, None)
+
+
 @SETTINGS
 @hypothesis.given(data=st.data())
 def test_mutated_reports_written_canonically_never_make_the_decoders_disagree(documents, data):

@@ -125,6 +125,13 @@ BAD = {
     "nan_count": Bad(lambda doc: huge_count_digits(doc).replace(b"9" * 4000, b"NaN"), 400, "invalid_report"),
     "deep_nesting": Bad(lambda _: b'{"system": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_report"),
     "deep_nesting_objects": Bad(lambda _: b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, 400, "invalid_report"),
+    # Shaped like the canonical encoding, so that the fast decoder tries it first (and must not raise).
+    "deep_nesting_canonical_objects": Bad(
+        lambda _: b'{\n  "a": ' * 1000 + b"1" + b"}" * 1000 + b"\n", 400, "invalid_report"
+    ),
+    "deep_nesting_canonical_arrays": Bad(
+        lambda _: b'{\n  "system": ' + b"[" * 1000 + b"]" * 1000 + b"\n}\n", 400, "invalid_report"
+    ),
     "huge_array_100000_commands": Bad(edit(commands=[0] * 100_000), 400, "invalid_report"),
     "huge_array_100000_real_commands_gzip": Bad(many_commands, 413, "too_large", {"content-encoding": "gzip"}),
     "duplicate_keys": Bad(duplicate_keys, 400, "invalid_report"),

@@ -197,7 +197,7 @@ class Plan:
             return None  # not even shaped like one: spare the attempt
         try:
             document = self.decoder.decode(body)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):  # msgspec recurses, even into fields it skips
             return None
         compact = _ENCODER.encode(document)
         if msgspec.json.format(compact, indent=2) + b"\n" != body:
