@@ -12,6 +12,7 @@ import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -132,6 +133,23 @@ def deep_json_kvlist(depth: int) -> bytes:
     return json.dumps(document).encode()
 
 
+def json_with(
+    edit: Callable[[dict[str, Any]], object], message: Callable[[], Message] = request
+) -> Callable[[], bytes]:
+    """The valid request as OTLP/JSON, changed in place by ``edit``."""
+
+    def body() -> bytes:
+        document = json.loads(as_json(message()))
+        edit(document)
+        return json.dumps(document).encode()
+
+    return body
+
+
+def first_span(document: dict[str, Any]) -> dict[str, Any]:
+    return document["resourceSpans"][0]["scopeSpans"][0]
+
+
 BAD = {
     # ---- format
     "malformed_protobuf": Bad(lambda: b"\xff\xff\xff\xff garbage", 400, "invalid_otlp"),
@@ -141,6 +159,31 @@ BAD = {
     "json_not_an_object": Bad(lambda: b"[]", 400, "invalid_otlp", JSON),
     "json_wrong_type": Bad(lambda: b'{"resourceSpans": 5}', 400, "invalid_otlp", JSON),
     "json_not_utf8": Bad(lambda: as_json(request()).replace(b"linux", b"l\xefnux"), 400, "invalid_otlp", JSON),
+    # json_format reads any iterable as a message: these were empty messages, and the export answered 200 {}.
+    "json_items_not_objects": Bad(lambda: b'{"resourceSpans": [[], "x", []]}', 400, "invalid_otlp", JSON),
+    "json_metric_items_not_objects": Bad(
+        lambda: b'{"resourceMetrics": [[], "xy"]}', 400, "invalid_otlp", JSON, path="/v1/metrics"
+    ),
+    "json_a_span_not_an_object": Bad(
+        json_with(lambda doc: first_span(doc)["spans"].append("x")), 400, "invalid_otlp", JSON
+    ),
+    "json_an_attribute_not_an_object": Bad(
+        json_with(lambda doc: first_span(doc)["spans"][0]["attributes"].append([])), 400, "invalid_otlp", JSON
+    ),
+    "json_resource_an_array": Bad(
+        json_with(lambda doc: doc["resourceSpans"][0].update(resource=[])), 400, "invalid_otlp", JSON
+    ),
+    "json_data_point_a_string": Bad(
+        json_with(
+            lambda doc: doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["dataPoints"].append("1"),
+            metrics,
+        ),
+        400,
+        "invalid_otlp",
+        JSON,
+        path="/v1/metrics",
+    ),
+    "json_null_item": Bad(lambda: b'{"resourceSpans": [null]}', 400, "invalid_otlp", JSON),
     "json_deep_arrays": Bad(lambda: b"[" * 100_000 + b"]" * 100_000, 400, "invalid_otlp", JSON),
     "json_deep_kvlist": Bad(lambda: deep_json_kvlist(200), 400, "invalid_otlp", JSON),
     "protobuf_deep_anyvalue": Bad(lambda: with_deep_attribute(200), 400, "invalid_otlp"),

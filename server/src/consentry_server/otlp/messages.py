@@ -11,11 +11,13 @@ Answers: an ``Export*ServiceResponse`` on success (with ``partial_success`` when
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from starlette.responses import Response
 
@@ -92,6 +94,45 @@ def _object(document: object) -> dict[str, Any]:
     return document
 
 
+@functools.cache
+def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """The message-typed fields of ``descriptor``, by both of their JSON spellings."""
+    fields = {}
+    for field in descriptor.fields:
+        if field.message_type is not None and not field.message_type.full_name.startswith("google.protobuf."):
+            fields[field.name] = fields[field.json_name] = field
+    return fields
+
+
+def _check_messages(document: dict[str, Any], descriptor: Any) -> None:  # noqa: ANN401 - the C or Python class
+    """Refuse a value that is not a JSON object where a message is expected (without recursion).
+
+    ``json_format`` reads any iterable as a message: a list item that is a string or an array (``"x"``,
+    ``[]``) would otherwise become an empty message, and an export of nothing but those would be answered 200.
+    """
+    stack: list[tuple[dict[str, Any], Any, str]] = [(document, descriptor, "")]
+    while stack:
+        node, node_descriptor, path = stack.pop()
+        fields = _fields(node_descriptor)
+        for key, value in node.items():
+            field = fields.get(key)
+            if field is None or value is None:
+                continue  # not a message (json_format checks it), unknown (ignored), or absent
+            repeated = _repeated(field) and isinstance(value, list)
+            for index, item in enumerate(value if repeated else [value]):
+                where = f"{path}{key}[{index}]" if repeated else f"{path}{key}"
+                if not isinstance(item, dict):
+                    raise TypeError(f"{where} must be an object, not {type(item).__name__}")
+                stack.append((item, field.message_type, where + "."))
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    try:
+        return field.is_repeated
+    except AttributeError:  # protobuf before 5.29 has only the label (which 7 removed)
+        return bool(field.label == FieldDescriptor.LABEL_REPEATED)  # type: ignore[attr-defined]
+
+
 def decode_request(data: bytes, media: str, message: M) -> M:
     """Decode ``data`` into ``message`` (an empty request message); 400 ``invalid_otlp`` if it is not one."""
     try:
@@ -99,7 +140,9 @@ def decode_request(data: bytes, media: str, message: M) -> M:
             message.ParseFromString(data)
         else:
             document = _without_ids(json.loads(data.decode("utf-8")))
-            json_format.ParseDict(_object(document), message, ignore_unknown_fields=True, max_recursion_depth=MAX_DEPTH)
+            checked = _object(document)
+            _check_messages(checked, message.DESCRIPTOR)
+            json_format.ParseDict(checked, message, ignore_unknown_fields=True, max_recursion_depth=MAX_DEPTH)
     except (DecodeError, json_format.ParseError, ValueError, RecursionError, TypeError) as error:
         what = "protobuf" if media == PROTOBUF else "OTLP/JSON"
         raise Rejection(400, "invalid_otlp", "", f"the body is not a valid {what} export request: {error}") from None
