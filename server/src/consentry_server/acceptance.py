@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consentry import strict_json
 from consentry.wire import Report, WireError, decode
 from consentry_server.config import Settings
 from consentry_server.fast_decode import decode_canonical
@@ -25,7 +26,19 @@ from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
 from consentry_server.validate import Rejection, validate_report
 
-__all__ = ["Accepted", "Acceptor", "check_content_type", "decompress", "rate_limiter", "utc_today"]
+__all__ = [
+    "Accepted",
+    "Acceptor",
+    "check_content_type",
+    "decode_text",
+    "decompress",
+    "parse_json",
+    "rate_limiter",
+    "utc_today",
+]
+
+#: Integers of more digits than this are refused before they are converted (by :func:`parse_json`).
+_MAX_DIGITS = 20
 
 
 def check_content_type(value: str | None) -> None:
@@ -60,6 +73,22 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if inflater.unused_data:
         raise Rejection(400, "bad_gzip", "", "there are bytes after the end of the gzip stream")
     return data
+
+
+def decode_text(data: bytes, code: str = "invalid_body") -> str:
+    """``data`` as UTF-8 text (400 ``code`` if it is not: UTF-16 and UTF-32 are refused, not guessed)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Rejection(400, code, "", f"the body is not UTF-8 text (byte {error.start})") from None
+
+
+def parse_json(text: str, *, code: str, field: str) -> object:
+    """Parse ``text`` strictly; 400 ``code`` for duplicate keys, fractions, ``NaN``, huge integers, deep nesting."""
+    try:
+        return strict_json.loads(text, integers_only=True, max_digits=_MAX_DIGITS)
+    except strict_json.StrictJSONError as error:
+        raise Rejection(400, code, field, str(error)) from None
 
 
 def rate_limiter(settings: Settings) -> RateLimiter:

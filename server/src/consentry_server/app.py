@@ -180,7 +180,7 @@ def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         Route("/v1/reports/{level}", ingest.endpoint, methods=["POST"]),
         *seed_formats.routes(ingest, registry),
         *otlp.routes(ingest, registry),
-        *deletion_routes(storage, drops),
+        *deletion_routes(storage, ingest),
         Route("/healthz", _health),
         Route("/openapi.json", _openapi),
         *admin_routes(settings.admin_token, storage, forget_manifests, drops),

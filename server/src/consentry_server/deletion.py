@@ -4,11 +4,13 @@
 window; the server deletes every raw report of those ids and answers how many rows it deleted. Aggregates of
 the days concerned are computed again without them at the next aggregation. Nothing identifies the requester
 beyond the ids themselves, which are deleted. This is the route to document for privacy (GDPR) requests.
+
+A request is read by ingest's rules (:mod:`consentry_server.acceptance`): the per-source rate limit, JSON in
+UTF-8 only, identity or gzip, sizes bounded as received and once decompressed, strict JSON. Refusals are
+counted and logged as ingest's are.
 """
 
 from __future__ import annotations
-
-import json
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,8 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from consentry.wire.schema import APP_NAME, REPORTER_ID
-from consentry_server.acceptance import check_content_type
-from consentry_server.ingest import DropCounter, read_body
+from consentry_server.acceptance import check_content_type, decode_text, decompress, parse_json
+from consentry_server.ingest import Ingest, read_body
 from consentry_server.storage.base import Storage
 from consentry_server.validate import Rejection
 
@@ -25,15 +27,14 @@ __all__ = ["MAX_REPORTERS", "deletion_routes", "parse_deletion"]
 
 #: Most reporter ids in one request: a year of weeks and then some.
 MAX_REPORTERS = 64
+#: Largest request body, as received and once decompressed.
 MAX_BODY = 16 * 1024
+_ROUTE = "/v1/deletions"
 
 
 def parse_deletion(body: bytes) -> tuple[str, list[str]]:
-    """The application and reporter ids of a deletion request; :class:`Rejection` if malformed."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise Rejection(400, "invalid_request", "", "the body is not JSON") from None
+    """The application and reporter ids of a (decompressed) deletion request; :class:`Rejection` if malformed."""
+    document = parse_json(decode_text(body, "invalid_request"), code="invalid_request", field="")
     if not isinstance(document, dict) or set(document) != {"app", "reporters"}:
         raise Rejection(400, "invalid_request", "", 'the body must be {"app": ..., "reporters": [...]}')
     app, reporters = document["app"], document["reporters"]
@@ -47,17 +48,20 @@ def parse_deletion(body: bytes) -> tuple[str, list[str]]:
     return app, sorted(set(reporters))
 
 
-def deletion_routes(storage: Storage, drops: DropCounter) -> list[Route]:
-    """The deletion route."""
+def deletion_routes(storage: Storage, ingest: Ingest) -> list[Route]:
+    """The deletion route; ``ingest`` gives it the per-source rate limit and counts and logs its refusals."""
 
     async def delete(request: Request) -> JSONResponse:
+        received = 0
         try:
+            ingest.admit_source(request)
             check_content_type(request.headers.get("content-type"))
-            app, reporters = parse_deletion(await read_body(request, MAX_BODY))
+            body = await read_body(request, MAX_BODY)
+            received = len(body)
+            app, reporters = parse_deletion(decompress(body, request.headers.get("content-encoding"), MAX_BODY))
         except Rejection as rejection:
-            drops.add(rejection.code)
-            return JSONResponse(rejection.to_json(), status_code=rejection.status)
+            return ingest.refuse(rejection, _ROUTE, received)
         deleted = await run_in_threadpool(storage.delete_reporters, app, reporters)
         return JSONResponse({"deleted": deleted})
 
-    return [Route("/v1/deletions", delete, methods=["POST"])]
+    return [Route(_ROUTE, delete, methods=["POST"])]

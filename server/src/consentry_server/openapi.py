@@ -217,9 +217,10 @@ def openapi() -> dict[str, object]:
                             "How many rows were deleted.",
                             {"type": "object", "properties": {"deleted": {"type": "integer"}}},
                         ),
-                        "400": _error("Malformed."),
-                        "413": _error("Too large."),
-                        "415": _error("Not application/json."),
+                        "400": _error("Malformed: not strict JSON in UTF-8, bad gzip, or not this shape."),
+                        "413": _error("Too large, as sent or once decompressed."),
+                        "415": _error("Not application/json, or an encoding other than gzip."),
+                        "429": _error("Too many requests from this source; see Retry-After."),
                     },
                 }
             },

@@ -16,19 +16,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from consentry import strict_json
 from consentry.wire import Report, WireError
 from consentry.wire.schema import MAX_DAYS
-from consentry_server.acceptance import decompress, utc_today
+from consentry_server.acceptance import decode_text, decompress, parse_json, utc_today
 from consentry_server.catalog import Catalog
 from consentry_server.config import Settings
 from consentry_server.ingest import Ingest, read_body
 from consentry_server.validate import Rejection, encode_checked
 
 __all__ = ["answer", "chunks", "decode_text", "parse_json", "read_upload", "store_reports"]
-
-#: Integers of more digits than this are refused before they are converted.
-_MAX_DIGITS = 20
 
 
 async def answer(ingest: Ingest, route: str, work: Callable[[list[int]], Awaitable[dict[str, object]]]) -> JSONResponse:
@@ -49,22 +45,6 @@ async def read_upload(request: Request, settings: Settings, received: list[int])
     body = await read_body(request, settings.max_body_bytes)
     received.append(len(body))
     return decompress(body, request.headers.get("content-encoding"), settings.max_report_bytes)
-
-
-def decode_text(data: bytes) -> str:
-    """``data`` as UTF-8 text (400 ``invalid_body`` if it is not)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise Rejection(400, "invalid_body", "", f"the body is not UTF-8 text (byte {error.start})") from None
-
-
-def parse_json(text: str, *, code: str, field: str) -> object:
-    """Parse ``text`` strictly: no duplicate keys, fractions, ``NaN`` or huge integers; 400 ``code`` otherwise."""
-    try:
-        return strict_json.loads(text, integers_only=True, max_digits=_MAX_DIGITS)
-    except strict_json.StrictJSONError as error:
-        raise Rejection(400, code, field, str(error)) from None
 
 
 def chunks(days: Sequence[datetime.date]) -> list[tuple[datetime.date, ...]]:
