@@ -4,16 +4,13 @@ naming a folder the user can act on, and a documented exit code; read-only comma
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
-import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from consentry import AppSession, FixedClock, MemoryTransport, Recorder
 from consentry.cli import ExitCode, main
 from consentry.paths import Paths
 from support.processes import client_environment, script
+from support.readonly import read_only
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "consentry_examples"
 NAPARI = EXAMPLES / "napari_like" / "manifest.toml"
@@ -55,35 +53,6 @@ def _record_days(home: Path, environ: dict[str, str], days: int = 1) -> list[dat
 
 def _pending_names(home: Path) -> list[str]:
     return sorted(path.name for path in Paths(home).app(APP).pending.glob("*.json"))
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """Make ``folder`` and everything in it read-only for this process, whoever runs the tests (root too).
-
-    Root ignores permissions, so the files are made immutable (``chattr +i``, ext4 and most Linux file systems);
-    another user gets ordinary permissions. Skips where neither is possible.
-    """
-    if os.geteuid() != 0:
-        modes = {path: path.stat().st_mode for path in [folder, *folder.rglob("*")]}
-        for path in modes:
-            path.chmod(0o500 if path.is_dir() else 0o400)
-        try:
-            yield
-        finally:
-            for path, mode in modes.items():
-                path.chmod(mode)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None or subprocess.run([chattr, "-R", "+i", str(folder)], capture_output=True, check=False).returncode:
-        pytest.skip("running as root on a file system without immutable files: no way to make a folder read-only")
-    try:
-        probe = folder / "probe"
-        with pytest.raises(PermissionError):
-            probe.write_bytes(b"")
-        yield
-    finally:
-        subprocess.run([chattr, "-R", "-i", str(folder)], check=True)
 
 
 # ---- a home that cannot be written -----------------------------------------------------------------------------------

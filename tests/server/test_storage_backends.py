@@ -17,7 +17,7 @@ import pytest
 from consentry.manifest import Manifest, PluginManifest, load_manifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
 from consentry_server.config import ConfigError, Settings
-from consentry_server.storage import open_storage
+from consentry_server.storage import StorageUnavailable, open_storage
 from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, Arrival, RequestLog, Storage, StoreOutcome
 from consentry_server.storage.migrations import SQLITE
 from consentry_server.storage.pg_migrations import POSTGRESQL
@@ -189,10 +189,11 @@ def test_open_storage_picks_the_backend_from_the_url(tmp_path, fresh_postgres_ur
 
 def test_an_unreachable_postgresql_server_is_a_clear_error(postgres_server):
     url = f"postgresql://nobody:secret@127.0.0.1:{postgres_server.port}/no_such_database"
-    with pytest.raises(ConnectionError, match="cannot connect to PostgreSQL") as caught:
+    with pytest.raises(StorageUnavailable, match="cannot connect to PostgreSQL") as caught:
         PostgreSQLStorage(url, connect_timeout=1)
     assert "no_such_database" in str(caught.value)  # PostgreSQL's own reason
     assert "secret" not in str(caught.value)
+    assert "\n" not in str(caught.value)  # libpq's message runs over several lines; the operator reads one
 
 
 # ---- manifests -------------------------------------------------------------------------------------------------

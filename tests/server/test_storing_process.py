@@ -210,7 +210,7 @@ def test_a_manifest_registered_through_the_admin_api_is_known_to_the_next_report
     assert response.status_code == 200, response.text  # at once, not after the cache's second
 
 
-def test_starting_fails_clearly_when_the_database_cannot_be_opened(tmp_path, settings):
+def test_starting_fails_clearly_when_the_database_cannot_be_opened(tmp_path, settings, capfd):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     broken = settings.replace(database=f"sqlite:///{blocker / 'consentry.sqlite3'}")
@@ -220,6 +220,8 @@ def test_starting_fails_clearly_when_the_database_cannot_be_opened(tmp_path, set
 
     with pytest.raises(StoringError, match="did not start"):
         asyncio.run(scenario())
+    [line] = capfd.readouterr().err.splitlines()  # the storing process's: what is wrong and what to do
+    assert line.startswith(f"consentry storing process: ERROR: cannot create the folder {blocker} of the database")
 
 
 def test_storing_in_a_thread_when_the_setting_is_off(settings, storage, make_report):

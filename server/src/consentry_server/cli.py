@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import gc
 import json
 import socket
@@ -21,7 +22,7 @@ from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish
 from consentry_server.retention import apply_retention
 from consentry_server.site import write_site
-from consentry_server.storage import PublicStore, open_storage
+from consentry_server.storage import PublicStore, StorageUnavailable, open_storage
 
 if TYPE_CHECKING:
     import uvicorn
@@ -371,6 +372,27 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What to do about a file that cannot be written or read, by ``errno``.
+_OS_HINTS = {
+    errno.EACCES: "make it writable (or readable) for the user running consentry-server, or choose another path",
+    errno.EPERM: "make it writable for the user running consentry-server (is it immutable?), or choose another path",
+    errno.EROFS: "the file system is read-only: choose a path on a writable one",
+    errno.ENOTDIR: "a file stands where a folder of this path should be: move it aside, or choose another path",
+    errno.EISDIR: "a folder stands where a file should be: move it aside, or choose another path",
+    errno.EEXIST: "a file stands where a folder should be: move it aside, or choose another path",
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.ENOENT: "check the path",
+}
+
+
+def _os_error(error: OSError) -> str:
+    """``error`` as one line: what failed, on which file, and what to do about it."""
+    what = error.strerror or str(error)
+    where = f": {error.filename}" if error.filename is not None else ""
+    hint = _OS_HINTS.get(error.errno or 0)
+    return f"{what}{where}" + (f"; {hint}" if hint else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per subcommand
     """Run ``consentry-server``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -403,8 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     except ConfigError as error:
         sys.stderr.write(f"consentry-server: error: {error}\n")
         return 2
-    except OSError as error:
+    except StorageUnavailable as error:  # its message says what is wrong and what to do
         sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 1
+    except OSError as error:
+        sys.stderr.write(f"consentry-server: error: {_os_error(error)}\n")
         return 1
     except KeyboardInterrupt:
         return 0

@@ -42,7 +42,7 @@ from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.config import Settings
 from consentry_server.registry import Registry
 from consentry_server.storage import open_storage
-from consentry_server.storage.base import Arrival, RequestLog, Storage, StoreOutcome
+from consentry_server.storage.base import Arrival, RequestLog, Storage, StorageUnavailable, StoreOutcome
 from consentry_server.storing import Overloaded, StoringError
 from consentry_server.validate import Rejection
 
@@ -391,7 +391,11 @@ def run(sock: socket.socket) -> int:
         logger.error("the storing process was not given its settings")
         return 2
     settings: Settings = first[0][1]
-    storage = open_storage(settings)
+    try:
+        storage = open_storage(settings)
+    except StorageUnavailable as error:  # one line: the serving process says that the storing one did not start
+        logger.error("%s", error)  # noqa: TRY400 - what is wrong and what to do; a traceback would not help
+        return 1
     try:
         acceptor = Acceptor(settings, Registry(storage), rate_limiter(settings))
         work: queue.SimpleQueue[Message] = queue.SimpleQueue()

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from consentry_server.config import ConfigError, Settings
-from consentry_server.storage.base import AggregateTables, CounterRow, InstallRow, Storage, StoreOutcome, ValueRow
+from consentry_server.storage.base import (
+    AggregateTables,
+    CounterRow,
+    InstallRow,
+    Storage,
+    StorageUnavailable,
+    StoreOutcome,
+    ValueRow,
+)
 from consentry_server.storage.public import PublicStore
 from consentry_server.storage.sqlite import SQLiteStorage
 
@@ -14,6 +22,7 @@ __all__ = [
     "PublicStore",
     "SQLiteStorage",
     "Storage",
+    "StorageUnavailable",
     "StoreOutcome",
     "ValueRow",
     "open_storage",

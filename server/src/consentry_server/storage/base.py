@@ -38,6 +38,7 @@ __all__ = [
     "RequestLog",
     "RetentionResult",
     "Storage",
+    "StorageUnavailable",
     "StoreOutcome",
     "ValueRow",
     "counter_aggregates",
@@ -76,6 +77,14 @@ def period_start(period: str, day: datetime.date) -> datetime.date:
     if period == "month":
         return day.replace(day=1)
     return day
+
+
+class StorageUnavailable(Exception):  # noqa: N818 - a state of the database, not an error of the server
+    """The database cannot be opened or reached: a damaged file, a folder that cannot be written, PostgreSQL down.
+
+    Its message says what is wrong and what to do, in one line: the command line prints it as it is, ingest
+    answers 503 with ``Retry-After`` and logs it as one line. Nothing here is a fault of the server's code.
+    """
 
 
 @dataclass(frozen=True)

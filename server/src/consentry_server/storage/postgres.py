@@ -38,6 +38,7 @@ from consentry_server.storage.base import (
     RawRow,
     RequestLog,
     RetentionResult,
+    StorageUnavailable,
     StoreOutcome,
     ValueRow,
     counter_aggregates,
@@ -188,6 +189,11 @@ def _safe(url: str) -> str:
     return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def _one_line(error: Exception) -> str:
+    """``error``'s message on one line (libpq's run over several)."""
+    return " ".join(str(error).split())
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """An arrival turned into its rows (see :mod:`.rows`), before anything is sent to the database."""
@@ -263,7 +269,10 @@ class PostgreSQLStorage:
         try:  # once by hand, for the server's own words when it cannot be reached or refuses us
             psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
         except psycopg.OperationalError as error:
-            raise ConnectionError(f"cannot connect to PostgreSQL at {_safe(url)}: {error}") from None
+            raise StorageUnavailable(
+                f"cannot connect to PostgreSQL at {_safe(url)} ({_one_line(error)}): check that it runs and that "
+                "the URL, user and password are right"
+            ) from None
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=1,
@@ -277,7 +286,7 @@ class PostgreSQLStorage:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout:
             self._pool.close()
-            raise ConnectionError(f"cannot connect to PostgreSQL at {_safe(url)}") from None
+            raise StorageUnavailable(f"cannot connect to PostgreSQL at {_safe(url)}: check that it runs") from None
         # Caches of what never changes once created: interned names, application ids, days with partitions.
         self._names: dict[str, int] = {}
         self._apps: dict[str, int] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from consentry_server.storage.base import (
     RawRow,
     RequestLog,
     RetentionResult,
+    StorageUnavailable,
     StoreOutcome,
     ValueRow,
     counter_aggregates,
@@ -57,17 +59,69 @@ def _period_end(period: str, start: datetime.date) -> datetime.date:
     return (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
 
 
+def _unusable(path: Path, error: sqlite3.Error) -> StorageUnavailable:
+    """What is wrong with the database at ``path``, and what to do, from the error SQLite gave opening it."""
+    code = getattr(error, "sqlite_errorname", None) or ""  # absent when Python, not SQLite, raised it
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return StorageUnavailable(
+            f"{path} is not a SQLite database, or is damaged ({error}): restore it from a backup "
+            "(consentry-server backup makes one), or move it aside to start with an empty database"
+        )
+    if code.startswith("SQLITE_FULL"):
+        return StorageUnavailable(f"the disk holding {path} is full ({error}): free some space")
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageUnavailable(f"another process holds the database {path} locked ({error}): let it finish")
+    if path.is_dir():
+        return StorageUnavailable(f"{path} is a folder, not a database file: move it aside, or choose another --db")
+    folder = path.parent
+    unwritable = _unwritable(folder)
+    if unwritable is not None:
+        return StorageUnavailable(
+            f"cannot write in {folder} ({unwritable}), the folder of the database {path} and of its -wal and -shm "
+            "files: make it writable for the user running consentry-server, or choose another --db"
+        )
+    return StorageUnavailable(
+        f"cannot open the database {path} ({error}): make it and its -wal and -shm files readable and writable "
+        "for the user running consentry-server"
+    )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder`` (as SQLite creates its -wal and -shm files), or ``None``."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 class SQLiteStorage:
     """Raw reports, manifests, request logs and aggregates in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (and create) the database; raise :class:`StorageUnavailable` saying why it cannot be used."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageUnavailable(
+                f"cannot create the folder {self.path.parent} of the database ({error.strerror}: {error.filename}): "
+                "make each part of that path a folder the user running consentry-server can write in, or choose "
+                "another --db"
+            ) from None
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        except sqlite3.Error as error:
+            raise _unusable(self.path, error) from None
+        try:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as error:
+            self._db.close()
+            raise _unusable(self.path, error) from None
         self._names: dict[str, int] = {}
         self._apps: dict[str, int] = {}
 
@@ -103,7 +157,13 @@ class SQLiteStorage:
         return int(number)
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations."""
+        """Apply pending migrations; raise :class:`StorageUnavailable` if the file cannot be read or written."""
+        try:
+            return self._migrate()
+        except sqlite3.Error as error:
+            raise _unusable(self.path, error) from None
+
+    def _migrate(self) -> list[str]:
         with self._lock:
             self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             applied = {name for (name,) in self._db.execute("SELECT name FROM migrations")}
