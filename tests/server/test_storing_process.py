@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import logging
 import os
 import signal
 import socket
@@ -147,6 +148,27 @@ def test_a_killed_storing_process_gives_503_then_is_started_again(served, storag
     assert storer.restarts == 1
     assert storer.pid not in (None, first)
     assert storage.report_count() == 1
+
+
+def test_each_503_while_the_storing_process_restarts_is_one_line_in_the_log(served, make_report, caplog):
+    caplog.set_level(logging.WARNING, logger="consentry_server")
+    storer = storer_of(served)
+    first = storer.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: storer.pid != first, "the storing process to end")
+
+    refused = 0
+    while send(served, make_report("basic", reporter=9)).status_code == 503:
+        refused += 1
+        time.sleep(0.05)
+
+    records = [record for record in caplog.records if record.name == "consentry_server"]
+    assert refused > 0
+    assert sum("answered 503" in record.getMessage() for record in records) == refused
+    for record in records:
+        assert record.exc_info is None, record.getMessage()  # no traceback
+        assert "\n" not in record.getMessage()
 
 
 def test_closing_stores_every_report_already_sent_and_ends_the_process(settings, storage, make_report):

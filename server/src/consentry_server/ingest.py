@@ -154,8 +154,9 @@ class Ingest:
             )
         except Overloaded:
             raise Rejection(503, "overloaded", "", "the server is busy; try again later", retry_after=30) from None
-        except StoringError:  # the client keeps its report and retries later
-            logger.exception("storing a report failed")
+        except StoringError as error:  # the client keeps its report and retries later
+            # One line: a traceback would say nothing more, once for each report while the database is down.
+            logger.warning("a report was answered 503, not stored: %s", error)
             message = "the report could not be stored; try again later"
             raise Rejection(503, "storage_unavailable", "", message, retry_after=60) from None
 
