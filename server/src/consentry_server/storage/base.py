@@ -33,6 +33,7 @@ __all__ = [
     "Arrival",
     "CounterRow",
     "InstallRow",
+    "LedgerEntry",
     "Progress",
     "RawRow",
     "RequestLog",
@@ -54,7 +55,8 @@ __all__ = [
 #: of the installs active that month, since an install has a new reporter id every week.
 PERIODS = ("day", "week", "month")
 #: Most one reporter adds to one counter in one day when totals are aggregated, so a runaway install cannot
-#: skew a total; it is also the sensitivity of a day's total when noise is added.
+#: skew a total; it is also the sensitivity of a day's total when noise is added. The one definition: the
+#: aggregation SQL of both backends, the noise and the privacy ledger all read it from here.
 CONTRIBUTION_CAP = 10_000
 Progress = Callable[[str, int, int], None]
 _EPOCH = datetime.date(1970, 1, 1).toordinal()
@@ -185,6 +187,34 @@ class AggregateTables:
     values: Sequence[ValueRow]
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One release of one published table (``dataset``) of an application: a row of the privacy ledger.
+
+    No raw data: the parameters of the release, how many numbers it released, and (kept private, to tell a
+    repeat from a new release) a digest of the rows as published and the aggregation run they came from.
+    ``epsilon`` is ``epsilon_per_number`` times ``numbers`` (basic sequential composition), ``None`` when the
+    numbers were published exact; ``delta`` is ``None`` for pure differential privacy. ``reporter_cap``: how
+    many times one reporter may count in a number of reporters; ``total_cap_per_day``: how much one reporter may
+    add to one counter's total in one day (``None`` for tables without totals). See :mod:`consentry_server.ledger`.
+    """
+
+    publication: int
+    released_at: datetime.datetime
+    app: str
+    dataset: str
+    k: int
+    mechanism: str
+    epsilon_per_number: float | None
+    numbers: int
+    epsilon: float | None
+    delta: float | None
+    reporter_cap: int
+    total_cap_per_day: int | None
+    digest: str
+    aggregation: int
+
+
 class Storage(Protocol):
     """Raw reports, registered manifests, request logs and aggregates. Only modules under ``storage/`` speak SQL."""
 
@@ -240,6 +270,22 @@ class Storage(Protocol):
 
     def aggregates(self) -> AggregateTables:
         """The stored aggregates, as the last aggregation left them."""
+        ...
+
+    def aggregation_runs(self) -> int:
+        """How many aggregations have run to completion (each counts, whatever it changed)."""
+        ...
+
+    def ledger(self) -> list[LedgerEntry]:
+        """The privacy ledger: every release recorded so far, by publication, application and dataset."""
+        ...
+
+    def record_release(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add the entries of one publication to the ledger, durably and in one transaction.
+
+        A publication number that is already recorded (another publication ran meanwhile) is refused with
+        :class:`ValueError`, and nothing is added.
+        """
         ...
 
     def close(self) -> None:

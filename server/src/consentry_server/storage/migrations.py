@@ -126,6 +126,31 @@ SQLITE: Sequence[Migration] = (
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    Migration(
+        "0003_privacy_ledger",
+        """
+        -- The privacy ledger (consentry_server.ledger): one row per release of a published table of an
+        -- application, kept forever. No raw data: parameters, how many numbers were released, a digest of the
+        -- rows as published and the aggregation run they came from (meta key aggregations counts the runs).
+        CREATE TABLE privacy_ledger (
+            publication INTEGER NOT NULL,
+            released_at TEXT NOT NULL,
+            app TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            mechanism TEXT NOT NULL,
+            epsilon_per_number REAL,
+            numbers INTEGER NOT NULL,
+            epsilon REAL,
+            delta REAL,
+            reporter_cap INTEGER NOT NULL,
+            total_cap_per_day INTEGER,
+            digest TEXT NOT NULL,
+            aggregation INTEGER NOT NULL,
+            PRIMARY KEY (publication, app, dataset)
+        );
+        """,
+    ),
 )
 
 

@@ -130,4 +130,29 @@ POSTGRESQL: Sequence[Migration] = (
         );
         """,
     ),
+    Migration(
+        "0002_privacy_ledger",
+        """
+        -- The privacy ledger (consentry_server.ledger): one row per release of a published table of an
+        -- application, kept forever. No raw data: parameters, how many numbers were released, a digest of the
+        -- rows as published and the aggregation run they came from (meta key 'aggregations' counts the runs).
+        CREATE TABLE privacy_ledger (
+            publication integer NOT NULL,
+            released_at timestamptz NOT NULL,
+            app text COLLATE "C" NOT NULL,
+            dataset text COLLATE "C" NOT NULL,
+            k integer NOT NULL,
+            mechanism text NOT NULL,
+            epsilon_per_number double precision,
+            numbers bigint NOT NULL,
+            epsilon double precision,
+            delta double precision,
+            reporter_cap integer NOT NULL,
+            total_cap_per_day bigint,
+            digest text NOT NULL,
+            aggregation bigint NOT NULL,
+            PRIMARY KEY (publication, app, dataset)
+        );
+        """,
+    ),
 )

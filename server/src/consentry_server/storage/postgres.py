@@ -14,6 +14,7 @@ never a loop of single-row statements. The schema and why it is so: :mod:`.pg_mi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -34,6 +35,7 @@ from consentry_server.storage.base import (
     AggregateTables,
     Arrival,
     InstallRow,
+    LedgerEntry,
     Progress,
     RawRow,
     RequestLog,
@@ -54,6 +56,7 @@ from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows
 __all__ = ["PostgreSQLStorage"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+_LEDGER_FIELDS = tuple(field.name for field in dataclasses.fields(LedgerEntry))
 
 # Advisory lock keys: migrations, partition creation and aggregation each run one at a time across processes.
 _MIGRATE_LOCK, _PARTITION_LOCK, _AGGREGATE_LOCK = 0x636F6E01, 0x636F6E02, 0x636F6E03
@@ -715,6 +718,10 @@ class PostgreSQLStorage:
             if progress is not None:
                 progress(f"{period} {start.isoformat()}", done, len(buckets))
         conn.execute("DELETE FROM aggregating_days WHERE day = ANY(%s)", (numbers,))
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('aggregations', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text"
+        )
 
     @staticmethod
     def _rollup(conn: Connection, period: str, start: datetime.date, fields: dict[str, int]) -> None:
@@ -765,3 +772,37 @@ class PostgreSQLStorage:
                 )
             ]
         return AggregateTables(installs, counters, values)
+
+    # ---- the privacy ledger -------------------------------------------------------------------------------
+    def aggregation_runs(self) -> int:
+        """How many aggregations have run to completion."""
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'aggregations'").fetchone()
+        return int(row[0]) if row else 0
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every release recorded, in order (the same order as SQLite's: byte order of the names)."""
+        columns = sql.SQL(", ").join(map(sql.Identifier, _LEDGER_FIELDS))
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM privacy_ledger ORDER BY publication, app, dataset").format(columns)
+            ).fetchall()
+        return [LedgerEntry(*row) for row in rows]
+
+    def record_release(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add one publication's entries in one transaction; a publication number used before is refused."""
+        if not entries:
+            return
+        columns = sql.SQL(", ").join(map(sql.Identifier, _LEDGER_FIELDS))
+        marks = sql.SQL(", ").join([sql.Placeholder()] * len(_LEDGER_FIELDS))
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE privacy_ledger IN EXCLUSIVE MODE")  # one publication recorded at a time
+            row = conn.execute("SELECT max(publication) FROM privacy_ledger").fetchone()
+            last = row[0] if row else None
+            if last is not None and last >= min(entry.publication for entry in entries):
+                raise ValueError(f"publication {last} is in the privacy ledger already: another one ran meanwhile")
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    sql.SQL("INSERT INTO privacy_ledger ({}) VALUES ({})").format(columns, marks),
+                    [dataclasses.astuple(entry) for entry in entries],
+                )

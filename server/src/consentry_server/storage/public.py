@@ -8,6 +8,7 @@ previous publication or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -20,9 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from consentry_server.storage.base import CounterRow, InstallRow, ValueRow
+from consentry_server.storage.base import AggregateTables, CounterRow, InstallRow, ValueRow
 
-__all__ = ["PUBLIC_FORMAT", "PUBLIC_TABLES", "AppInfo", "PublicStore", "Publication", "PublicationCache", "safe_name"]
+__all__ = [
+    "LEDGER_COLUMNS",
+    "PUBLIC_FORMAT",
+    "PUBLIC_TABLES",
+    "AppInfo",
+    "LedgerRow",
+    "PublicStore",
+    "Publication",
+    "PublicationCache",
+    "safe_name",
+]
 
 PUBLIC_FORMAT = 1
 T = TypeVar("T")
@@ -50,6 +61,12 @@ CREATE TABLE "values" (
     reporters INTEGER NOT NULL,
     PRIMARY KEY (app, period, start, field, value)
 );
+CREATE TABLE ledger (
+    publication INTEGER NOT NULL, released_at TEXT NOT NULL, app TEXT NOT NULL, dataset TEXT NOT NULL,
+    k INTEGER NOT NULL, mechanism TEXT NOT NULL, epsilon_per_number REAL, numbers INTEGER NOT NULL, epsilon REAL,
+    delta REAL, reporter_cap INTEGER NOT NULL, total_cap_per_day INTEGER, cumulative_epsilon REAL,
+    PRIMARY KEY (publication, app, dataset)
+);
 """
 
 
@@ -75,8 +92,40 @@ class AppInfo:
 
 
 @dataclass(frozen=True)
+class LedgerRow:
+    """A row of the published privacy ledger (see :mod:`consentry_server.ledger`).
+
+    A release of one table (``dataset``) of one application: when, at which ``k``, with which noise, how many
+    numbers, at what privacy loss, and ``cumulative_epsilon``: the application's loss over every release so far,
+    ``None`` once numbers of it were published exact (no finite bound).
+    """
+
+    publication: int
+    released_at: datetime.datetime
+    app: str
+    dataset: str
+    k: int
+    mechanism: str
+    epsilon_per_number: float | None
+    numbers: int
+    epsilon: float | None
+    delta: float | None
+    reporter_cap: int
+    total_cap_per_day: int | None
+    cumulative_epsilon: float | None
+
+
+#: The published ledger's columns, after ``app``, in order.
+LEDGER_COLUMNS = tuple(field.name for field in dataclasses.fields(LedgerRow) if field.name != "app")
+
+
+@dataclass(frozen=True)
 class Publication:
-    """Everything one publication contains, after privacy protections."""
+    """Everything one publication contains, after privacy protections.
+
+    ``ledger``: the whole privacy ledger so far; ``release``: the ledger's number of the publication whose
+    numbers these are (0 before any was recorded).
+    """
 
     apps: Sequence[AppInfo]
     installs: Sequence[InstallRow]
@@ -85,6 +134,8 @@ class Publication:
     threshold: int
     published_at: datetime.datetime
     noise: dict[str, object] | None = None
+    ledger: Sequence[LedgerRow] = ()
+    release: int = 0
 
 
 class PublicStore:
@@ -109,6 +160,7 @@ class PublicStore:
                     "published_at": publication.published_at.isoformat(),
                     "suppression": "fewer than threshold reporters, and complementary cells",
                     "noise": json.dumps(publication.noise, sort_keys=True) if publication.noise else "none",
+                    "publication": str(publication.release),
                 }
                 db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
                 db.executemany(
@@ -133,6 +185,10 @@ class PublicStore:
                     'INSERT INTO "values" VALUES (?, ?, ?, ?, ?, ?)',
                     [(r.app, r.period, r.start.isoformat(), r.field, r.value, r.reporters) for r in publication.values],
                 )
+                db.executemany(
+                    f"INSERT INTO ledger VALUES ({', '.join('?' * (len(LEDGER_COLUMNS) + 1))})",  # noqa: S608
+                    [_ledger_values(row) for row in publication.ledger],
+                )
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -154,7 +210,7 @@ class PublicStore:
             db.close()
 
     def meta(self) -> dict[str, str]:
-        """Format, threshold and publication time; empty before the first publication."""
+        """Format, threshold, publication time, noise, ledger number; empty before the first publication."""
         with self._read() as db:
             return dict(db.execute("SELECT key, value FROM meta").fetchall()) if db else {}
 
@@ -237,6 +293,42 @@ class PublicStore:
     ) -> list[dict[str, object]]:
         """Published distributions of ``app`` per ``period``."""
         return self._select("values", app, period, where={"field": field}, since=since, until=until)
+
+    def ledger(self, app: str) -> list[tuple[object, ...]]:
+        """The privacy ledger's rows of ``app`` (columns: :data:`LEDGER_COLUMNS`), in the order of publication.
+
+        Empty for a store written before the ledger was published.
+        """
+        with self._read() as db:
+            if db is None or not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
+                return []
+            sql = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger WHERE app = ? ORDER BY publication, dataset"  # noqa: S608
+            return db.execute(sql, (app,)).fetchall()
+
+    def published_tables(self) -> AggregateTables:
+        """Every published number, as the tables publishing wrote (to publish the same numbers again)."""
+        with self._read() as db:
+            if db is None:
+                return AggregateTables([], [], [])
+            day = datetime.date.fromisoformat
+            installs = [
+                InstallRow(app, period, day(start), *rest)
+                for app, period, start, *rest in db.execute("SELECT * FROM installs ORDER BY 1, 2, 3, 4")
+            ]
+            counters = [
+                CounterRow(app, period, day(start), *rest)
+                for app, period, start, *rest in db.execute("SELECT * FROM counters ORDER BY 1, 2, 3, 4, 5, 6")
+            ]
+            values = [
+                ValueRow(app, period, day(start), *rest)
+                for app, period, start, *rest in db.execute('SELECT * FROM "values" ORDER BY 1, 2, 3, 4, 5')
+            ]
+        return AggregateTables(installs, counters, values)
+
+
+def _ledger_values(row: LedgerRow) -> tuple[object, ...]:
+    values = dataclasses.astuple(row)
+    return (*values[:1], row.released_at.astimezone(datetime.timezone.utc).isoformat(), *values[2:])
 
 
 class PublicationCache(Generic[T]):

@@ -7,6 +7,7 @@ Strings are interned in a ``names`` table so a counter row is four small integer
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import sqlite3
@@ -24,6 +25,7 @@ from consentry_server.storage.base import (
     AggregateTables,
     Arrival,
     InstallRow,
+    LedgerEntry,
     Progress,
     RawRow,
     RequestLog,
@@ -41,6 +43,9 @@ from consentry_server.storage.migrations import SQLITE, pending
 from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
 __all__ = ["SQLiteStorage"]
+
+_LEDGER_FIELDS = tuple(field.name for field in dataclasses.fields(LedgerEntry))
+_LEDGER_COLUMNS = ", ".join(_LEDGER_FIELDS)
 
 _AGGREGATES = ("agg_installs", "agg_counters", "agg_values")
 # The week (its Monday, as an epoch day) of a stored day: 1970-01-01 was a Thursday.
@@ -433,6 +438,10 @@ class SQLiteStorage:
         with self._transaction() as db:
             # Days marked again while this ran have a larger seq and stay for the next run.
             db.execute("DELETE FROM dirty_days WHERE seq <= ?", (seen,))
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('aggregations', '1') "
+                "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
         return self.aggregates()
 
     @staticmethod
@@ -501,3 +510,37 @@ class SQLiteStorage:
                 )
             ]
         return AggregateTables(installs, counters, values)
+
+    # ---- the privacy ledger -------------------------------------------------------------------------------
+    def aggregation_runs(self) -> int:
+        """How many aggregations have run to completion."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'aggregations'").fetchone()
+        return int(row[0]) if row else 0
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every release recorded, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_LEDGER_COLUMNS} FROM privacy_ledger ORDER BY publication, app, dataset"  # noqa: S608
+            ).fetchall()
+        return [
+            LedgerEntry(number, datetime.datetime.fromisoformat(released), *rest) for number, released, *rest in rows
+        ]
+
+    def record_release(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add one publication's entries in one transaction; a publication number used before is refused."""
+        if not entries:
+            return
+        marks = ", ".join("?" * len(_LEDGER_FIELDS))
+        with self._transaction() as db:
+            (last,) = db.execute("SELECT max(publication) FROM privacy_ledger").fetchone()
+            if last is not None and last >= min(entry.publication for entry in entries):
+                raise ValueError(f"publication {last} is in the privacy ledger already: another one ran meanwhile")
+            db.executemany(
+                f"INSERT INTO privacy_ledger ({_LEDGER_COLUMNS}) VALUES ({marks})",  # noqa: S608 - fixed names
+                [
+                    (entry.publication, entry.released_at.isoformat(), *dataclasses.astuple(entry)[2:])
+                    for entry in entries
+                ],
+            )
