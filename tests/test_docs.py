@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib.util
 import re
@@ -15,6 +16,7 @@ from consentry_server.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+SERVER = ROOT / "server" / "src" / "consentry_server"
 
 
 def blocks(path: Path, language: str) -> list[str]:
@@ -57,6 +59,53 @@ def test_every_server_setting_is_documented() -> None:
     text = (DOCS / "server.md").read_text("utf-8")
     documented = set(re.findall(r"^\| `(\w+)` \|", text, flags=re.MULTILINE))
     assert {field.name for field in dataclasses.fields(Settings)} <= documented
+
+
+def _reads_of_settings(tree: ast.AST) -> set[str]:
+    """Attributes read from an object called ``settings`` (``settings.x``, ``self.settings.x``, ...) in ``tree``."""
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Load)
+        and (
+            (isinstance(node.value, ast.Name) and node.value.id == "settings")
+            or (isinstance(node.value, ast.Attribute) and node.value.attr == "settings")
+        )
+    }
+
+
+def _derived_settings() -> dict[str, set[str]]:
+    """The properties of ``Settings`` and the fields each reads (``self.x``): ``public_path`` reads
+    ``public_database`` and ``database``..."""
+    tree = ast.parse((SERVER / "config.py").read_text("utf-8"))
+    [settings] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"]
+    return {
+        node.name: {
+            read.attr
+            for read in ast.walk(node)
+            if isinstance(read, ast.Attribute) and isinstance(read.value, ast.Name) and read.value.id == "self"
+        }
+        for node in settings.body
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(decorator, ast.Name) and decorator.id == "property" for decorator in node.decorator_list)
+    }
+
+
+def test_every_server_setting_is_read_by_the_server() -> None:
+    # Parsed, validated and documented is not enough: a setting nothing reads is a promise the server breaks
+    # (noise_epsilon was one). Read means: as settings.<name> somewhere in the server's code outside config.py,
+    # directly or through a property of Settings (settings.public_path reads public_database).
+    reads: set[str] = set()
+    for path in SERVER.rglob("*.py"):
+        if path.name != "config.py" or path.parent != SERVER:
+            reads |= _reads_of_settings(ast.parse(path.read_text("utf-8"), str(path)))
+    for name, fields in _derived_settings().items():
+        if name in reads:
+            reads |= fields
+    names = {field.name for field in dataclasses.fields(Settings)}
+    assert {"public_path", "sqlite_path"} <= reads, "the scan finds the reads it must find"
+    assert names - reads == set(), "settings the server never reads"
 
 
 def test_the_cli_reference_is_generated_from_the_current_help() -> None:

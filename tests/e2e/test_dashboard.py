@@ -281,6 +281,21 @@ def test_transparency_page_shows_levels_hosts_examples_and_opt_out(base: str, br
     assert key["key_id"] in text
 
 
+def test_transparency_page_shows_the_privacy_ledger(base: str, browser: Browser) -> None:
+    show(browser, f"{base}/#/napari-like/transparency")
+    ledger = json.loads(urllib.request.urlopen(f"{base}/data/v1/napari-like/ledger.json", timeout=10).read())  # noqa: S310
+    section = browser.page.locator("#privacy-ledger")
+    cells = [row.locator("th, td").all_inner_texts() for row in section.locator("tbody tr").all()]
+    # Published without noise, at k = THRESHOLD, once: a release of each table, exact, with no epsilon.
+    assert [row[2] for row in cells] == [row[ledger["columns"].index("dataset")] for row in ledger["rows"]]
+    assert {row[2] for row in cells} == {"installs", "counters", "values"}
+    assert {(row[0], row[3], row[4], row[7], row[11]) for row in cells} == {
+        ("1", str(THRESHOLD), "none (exact numbers)", "—", "—")
+    }
+    assert ledger["cumulative_epsilon"] is None
+    assert "no finite bound" in browser.page.locator("#cumulative-epsilon").inner_text()
+
+
 def test_the_plugin_page_offers_its_badge(base: str, browser: Browser) -> None:
     show(browser, f"{base}/#/napari-like/plugin/napari-blobs?range=all")
     page = browser.page

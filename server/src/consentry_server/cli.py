@@ -19,7 +19,7 @@ from consentry.manifest import Manifest, ManifestError, load_any_manifest
 from consentry_server._version import __version__
 from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
-from consentry_server.publish import publish
+from consentry_server.publish import publish_as_configured
 from consentry_server.retention import apply_retention
 from consentry_server.site import write_site
 from consentry_server.storage import PublicStore, StorageUnavailable, open_storage
@@ -38,6 +38,12 @@ Start with `consentry-server demo` to see it with demo data, or register your ma
   consentry-server apps add my_app/telemetry.toml
   consentry-server serve
 """
+
+
+_NOISE_HELP = (
+    "add calibrated noise to every published number, epsilon E per number (needs consentry-server[noise]); "
+    "what each publication spends is kept in the privacy ledger"
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -104,10 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         "publish",
         help="publish aggregates, suppressing small counts",
         description="Write the aggregates to the public store, leaving out every number that rests on fewer "
-        "than the reporter threshold (k) of distinct installs.",
+        "than the reporter threshold (k) of distinct installs; with noise_epsilon, add calibrated noise to every "
+        "number. Each release is recorded in the privacy ledger, published beside the data (see docs/server.md).",
     )
     _common(publish_parser)
     publish_parser.add_argument("--reporter-threshold", type=int, metavar="K", help="smallest published count")
+    publish_parser.add_argument("--noise-epsilon", type=float, metavar="E", help=_NOISE_HELP)
     publish_parser.add_argument(
         "--site",
         metavar="DIR",
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=42, help="days of simulated use, ending yesterday (default 42)")
     demo.add_argument("--seed", type=int, default=8, help="random seed, for a reproducible demo")
     demo.add_argument("--no-serve", action="store_true", help="fill, publish and exit instead of serving")
+    demo.add_argument("--noise-epsilon", type=float, metavar="E", help=_NOISE_HELP)
     return parser
 
 
@@ -192,6 +201,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "otlp_port": getattr(args, "otlp_port", None),
         "reporter_threshold": getattr(args, "reporter_threshold", None),
+        "noise_epsilon": getattr(args, "noise_epsilon", None),
     }
     return settings.replace(**changes)
 
@@ -299,7 +309,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     settings = _settings(args)
     storage = open_storage(settings)
     try:
-        publication = publish(storage, PublicStore(settings.public_path), threshold=settings.reporter_threshold)
+        publication = publish_as_configured(storage, settings)
     finally:
         storage.close()
     sys.stdout.write(
@@ -421,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             days=args.days,
             seed=args.seed,
             serve_forever=not args.no_serve,
+            noise_epsilon=args.noise_epsilon,
         )
     except ConfigError as error:
         sys.stderr.write(f"consentry-server: error: {error}\n")

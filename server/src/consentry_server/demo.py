@@ -26,8 +26,8 @@ from consentry.session import AppSession
 from consentry.transport import Request, Response
 from consentry_server.config import Settings
 from consentry_server.progress import ProgressBar
-from consentry_server.publish import publish
-from consentry_server.storage import PublicStore, open_storage
+from consentry_server.publish import publish_as_configured
+from consentry_server.storage import open_storage
 
 __all__ = ["BehindProxy", "rewrite_endpoints", "run_demo", "simulate"]
 
@@ -191,8 +191,20 @@ def _upload(install: _Install, clock: FixedClock, transport: BehindProxy, enviro
     return result.sent
 
 
-def run_demo(data_dir: Path, *, port: int, installs: int, days: int, seed: int, serve_forever: bool = True) -> int:
-    """Build the demo in ``data_dir`` and serve it; returns the exit code."""
+def run_demo(
+    data_dir: Path,
+    *,
+    port: int,
+    installs: int,
+    days: int,
+    seed: int,
+    serve_forever: bool = True,
+    noise_epsilon: float | None = None,
+) -> int:
+    """Build the demo in ``data_dir`` and serve it; returns the exit code.
+
+    ``noise_epsilon``: publish with calibrated noise, as the setting of that name does.
+    """
     try:
         from consentry_examples import all_examples  # noqa: PLC0415
     except ImportError:
@@ -221,6 +233,7 @@ def run_demo(data_dir: Path, *, port: int, installs: int, days: int, seed: int, 
         source_rate_per_minute=1_000_000,
         source_burst=1_000_000,
         trusted_proxies="127.0.0.1",
+        noise_epsilon=noise_epsilon,
     )
     sock = bind("127.0.0.1", port)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -241,10 +254,11 @@ def run_demo(data_dir: Path, *, port: int, installs: int, days: int, seed: int, 
         today = datetime.datetime.now(datetime.timezone.utc).date()
         simulate(examples, base_url, data_dir / "clients", installs=installs, days=days, seed=seed, today=today)
         storage.aggregate()
-        publication = publish(storage, PublicStore(settings.public_path), threshold=settings.reporter_threshold)
+        publication = publish_as_configured(storage, settings)
+        noise = f"; noise: epsilon {settings.noise_epsilon} per number" if settings.noise_epsilon else ""
         sys.stdout.write(
             f"Published {len(publication.installs)} install rows and {len(publication.counters)} counter rows "
-            f"(numbers below {settings.reporter_threshold} installs are suppressed).\n"
+            f"(numbers below {settings.reporter_threshold} installs are suppressed{noise}).\n"
             f"Dashboard: {base_url}/\nJSON API:  {base_url}/api/v1/apps\n"
         )
         sys.stdout.flush()

@@ -7,7 +7,9 @@ into a static site (``data/v1/...``), and the dashboard reads nothing else. Form
   with the plugins that appear in its published data;
 - ``{app}/manifest.json``: the application's registered manifest, what its installs may send;
 - ``{app}/{table}-{period}.json`` and ``.csv``, ``table`` one of ``installs``, ``counters``, ``values`` and
-  ``period`` one of ``day``, ``week``, ``month``: the rows of the table, columnar in JSON.
+  ``period`` one of ``day``, ``week``, ``month``: the rows of the table, columnar in JSON;
+- ``{app}/ledger.json`` and ``.csv``: the application's privacy ledger (:mod:`consentry_server.ledger`): every
+  release of each of its tables, with its parameters and the cumulative epsilon.
 
 Everything comes from the public store, after suppression: a number hidden there is absent here too. A file
 is rendered once per publication and kept until the next one, so serving it costs a lookup.
@@ -27,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from consentry_server.http_cache import cacheable
-from consentry_server.storage.public import PUBLIC_TABLES, PublicationCache, PublicStore, safe_name
+from consentry_server.storage.public import LEDGER_COLUMNS, PUBLIC_TABLES, PublicationCache, PublicStore, safe_name
 from consentry_server.validate import bounded_text
 
 __all__ = ["FORMAT", "PERIODS", "TABLES", "OpenData", "file_names", "routes", "write_files"]
@@ -59,7 +61,7 @@ def _csv(columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> bytes:
 def file_names() -> list[str]:
     """The files published for each application, relative to ``data/v1/{app}/``."""
     tables = [f"{table}-{period}.{suffix}" for table in TABLES for period in PERIODS for suffix in ("json", "csv")]
-    return ["manifest.json", *tables]
+    return ["manifest.json", "ledger.json", "ledger.csv", *tables]
 
 
 class OpenData:
@@ -84,6 +86,8 @@ class OpenData:
         if name == "manifest.json":
             info = next(info for info in self.store.apps() if info.name == app)
             return _json(info.manifest)
+        if name in ("ledger.json", "ledger.csv"):
+            return self._ledger(app, name.rsplit(".", 1)[1])
         match = _TABLE_FILE.fullmatch(name)
         if match is None or match["table"] not in TABLES or match["period"] not in PERIODS:
             return None
@@ -100,6 +104,24 @@ class OpenData:
                 "period": period,
                 "threshold": int(threshold) if threshold else None,
                 "columns": list(columns),
+                "rows": rows,
+            }
+        )
+
+    def _ledger(self, app: str, suffix: str) -> bytes:
+        rows = self.store.ledger(app)
+        if suffix == "csv":
+            return _csv(LEDGER_COLUMNS, rows)
+        # Nothing released yet spent nothing; a store from before the ledger cannot tell.
+        unknown = "publication" not in self.store.meta()
+        cumulative = rows[-1][LEDGER_COLUMNS.index("cumulative_epsilon")] if rows else None if unknown else 0.0
+        return _json(
+            {
+                "format": FORMAT,
+                "app": app,
+                "composition": "basic sequential: epsilon = epsilon_per_number x numbers, summed over releases",
+                "cumulative_epsilon": cumulative,
+                "columns": list(LEDGER_COLUMNS),
                 "rows": rows,
             }
         )

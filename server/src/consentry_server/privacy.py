@@ -15,7 +15,8 @@
    A hidden count of new installs is published as ``None``.
 3. **Noise** (optional, ``noise_epsilon``): discrete Laplace noise from OpenDP, calibrated to each published
    number's sensitivity: 1 for a count of reporters, the contribution cap times the days of the period for a
-   total. The parameters are published beside the data (:func:`noise_parameters`).
+   total. The parameters are published beside the data (:func:`noise_parameters`), and what each publication
+   spent in the privacy ledger (:mod:`consentry_server.ledger`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 from consentry_server.storage.base import AggregateTables, CounterRow
 
-__all__ = ["add_noise", "complementary_groups", "noise_parameters", "protect"]
+__all__ = ["MECHANISM", "add_noise", "complementary_groups", "noise_parameters", "protect"]
 
 _PARTITIONS = {"command_duration": 1, "command_param": 2, "command": 1, "data_size": 1, "data": 1}
 
@@ -123,19 +124,22 @@ def protect(tables: AggregateTables, k: int) -> AggregateTables:
 
 # ---- noise -----------------------------------------------------------------------------------------------------
 _PERIOD_DAYS = {"day": 1, "week": 7, "month": 31}
+#: The noise mechanism, as the ledger and the publication's parameters name it.
+MECHANISM = "discrete Laplace (OpenDP make_laplace on integers)"
 
 
 def noise_parameters(epsilon: float, contribution_cap: int) -> dict[str, object]:
     """What is published beside noisy data, so anyone can judge it."""
     return {
-        "mechanism": "discrete Laplace (OpenDP make_laplace on integers)",
+        "mechanism": MECHANISM,
         "epsilon_per_number": epsilon,
         "sensitivity": {
             "reporter counts": 1,
             "totals": f"{contribution_cap} per reporter and day, times the days of the period (1, 7 or 31)",
         },
         "scale": {"reporter counts": 1 / epsilon, "day totals": contribution_cap / epsilon},
-        "note": "each published number is protected on its own; the privacy loss of the whole release adds up",
+        "note": "each published number is protected on its own; the privacy loss of a release adds up over its "
+        "numbers, and over releases: see the privacy ledger",
     }
 
 

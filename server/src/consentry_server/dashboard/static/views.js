@@ -258,11 +258,34 @@ function levelFacts(manifest, name) {
   ];
 }
 
+// The privacy ledger: every release of each published table, and the privacy loss added up (ledger.json).
+function privacyLedger(ledger) {
+  const column = (name) => ledger.columns.indexOf(name);
+  const total = ledger.cumulative_epsilon;
+  const rows = ledger.rows.map((row) => [String(row[column("publication")]), row[column("released_at")].slice(0, 19)
+    .replace("T", " "), row[column("dataset")], row[column("k")], row[column("mechanism")],
+  row[column("epsilon_per_number")], row[column("numbers")], row[column("epsilon")], row[column("delta")],
+  row[column("reporter_cap")], row[column("total_cap_per_day")], row[column("cumulative_epsilon")]]);
+  return h("section", { id: "privacy-ledger" },
+    h("h2", {}, "Privacy ledger"),
+    h("p", { id: "cumulative-epsilon" }, total === null
+      ? "Exact numbers of this application have been published: their privacy loss has no finite bound (epsilon)."
+      : `Privacy loss of everything published so far: epsilon ${fmt(total)} in all (basic sequential `
+        + "composition: each release of a table spends epsilon per number times its numbers; the releases add up)."),
+    h("p", { class: "note" }, "Which numbers are published at all depends on exact counts (the threshold above), "
+      + "which epsilon does not account for. Caps: how often one installation counts in a number of installations, "
+      + "and how much it may add to a counter's total in a day."),
+    rows.length ? dataTable(["Publication", "Released (UTC)", "Table", "k", "Mechanism", "ε per number", "Numbers",
+      "ε", "δ", "Cap per install", "Total cap per day", "Cumulative ε"], rows, "One row per release of a table")
+      : h("p", {}, "Nothing has been released yet."));
+}
+
 export async function transparency(state, index, info) {
-  const [manifest, facts, key] = await Promise.all([
+  const [manifest, facts, key, ledger] = await Promise.all([
     fetchJSON(`${appPath(state.app)}/manifest.json`),
     fetchJSON(`transparency/${encodeURIComponent(state.app)}.json`),
     optionalJSON("api/v1/certificates/key"),
+    fetchJSON(`${appPath(state.app)}/ledger.json`),
   ]);
   return [
     h("h1", {}, `What ${info.title} collects`),
@@ -281,6 +304,7 @@ export async function transparency(state, index, info) {
     h("p", {}, `Every published number rests on at least ${index.threshold} distinct installations; `
       + `smaller ones are suppressed (${index.suppression ?? "not published"}).`),
     h("p", {}, index.noise ? ["Noise: ", h("code", {}, JSON.stringify(index.noise))] : "No noise is added."),
+    privacyLedger(ledger),
     h("h2", {}, "Retention"),
     h("ul", {},
       h("li", {}, `Raw reports are deleted after ${facts.retention.raw_days} days.`),
