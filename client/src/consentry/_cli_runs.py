@@ -7,30 +7,31 @@
   sorts tokens (no types, callbacks, prompts or files), so nothing of the program runs twice;
 - anything else: only that it ran.
 
-click and typer are never imported here: their objects come from the program.
+click and typer are never imported here: their objects come from the program. Every tool imports this module at
+its start, consent or not, so it imports next to nothing: what only a recorded run needs (threading, and
+:mod:`consentry._guard`) is imported by the first one.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 
-from consentry._guard import guard
-
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 __all__ = [
-    "OBSERVERS",
     "ArgparseRun",
     "ArgparseWatcher",
     "ClickRun",
     "ClickWatcher",
     "Run",
     "Watcher",
+    "observers",
     "parser_tree",
     "plain",
     "read_click_line",
@@ -73,7 +74,7 @@ class Run:
 
 
 class ArgparseRun(Run):
-    """Sees the parses of an argparse parser tree during one run (through :data:`OBSERVERS`)."""
+    """Sees the parses of an argparse parser tree during one run (through :func:`observers`)."""
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self._parser = parser
@@ -83,14 +84,18 @@ class ArgparseRun(Run):
         self._began = False
 
     def __enter__(self) -> ArgparseRun:  # noqa: PYI034 - typing.Self needs Python 3.11
+        from consentry._guard import guard  # noqa: PLC0415 - see the imports
+
         with guard():
             self._tree = parser_tree(self._parser)
-            OBSERVERS.enter(self, self._tree)
+            observers().enter(self, self._tree)
         return self
 
     def __exit__(self, *_: object) -> None:
+        from consentry._guard import guard  # noqa: PLC0415 - see the imports
+
         with guard():
-            OBSERVERS.leave(self, self._tree)
+            observers().leave(self, self._tree)
 
     def entered(self, name: str | None) -> None:
         """A parse began: the root's (``name`` ``None``) restarts the path, a subparser's extends it."""
@@ -125,6 +130,8 @@ class Observers:
     """
 
     def __init__(self) -> None:
+        import threading  # noqa: PLC0415 - see the imports
+
         self._lock = threading.Lock()
         self._wrapped: dict[int, list[Any]] = {}  # id(parser) -> [parser, previous attribute, wrapper, runs]
         self._local = threading.local()
@@ -156,6 +163,8 @@ class Observers:
         if entry is not None:
             entry[3] += 1
             return
+        from consentry._guard import guard  # noqa: PLC0415 - see the imports
+
         previous = vars(parser).get("parse_known_args", _MISSING)
         original = parser.parse_known_args
         runs = self._runs
@@ -192,16 +201,26 @@ class Observers:
             attributes["parse_known_args"] = entry[1]
 
 
-OBSERVERS = Observers()
+_observers: list[Observers] = []  # the one instance, made by the first recorded run
+_made = allocate_lock()
+
+
+def observers() -> Observers:
+    """The observers of every parser watched in this process (made on first use)."""
+    if not _observers:
+        with _made:
+            if not _observers:
+                _observers.append(Observers())
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=_after_fork_in_child)
+    return _observers[0]
 
 
 def _after_fork_in_child() -> None:
     """A forked child may have inherited the observers' lock held by a thread it does not have."""
-    OBSERVERS._lock = threading.Lock()  # noqa: SLF001 - this module's own object
+    import threading  # noqa: PLC0415 - imported by the parent already
 
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _observers[0]._lock = threading.Lock()  # noqa: SLF001 - this module's own object
 
 
 def parser_tree(root: argparse.ArgumentParser) -> list[tuple[argparse.ArgumentParser, str | None]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
@@ -21,7 +20,8 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        __import__(module)  # not importlib.import_module: importlib itself would be one more import
+        value = getattr(sys.modules[module], name)
         setattr(sys.modules[package], name, value)  # next time, a plain attribute
         return value
 

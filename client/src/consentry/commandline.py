@@ -33,20 +33,23 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 
 from consentry._cli_runs import ArgparseWatcher, ClickWatcher, Run, Watcher, plain
-from consentry._guard import guard, guarded
+from consentry._quick import certainly_off
 from consentry.null import NullRecorder
 
-# A tool starts with this module whether or not its user consented: what recording needs (init, spans, and with
-# them the manifest parser) is imported by the first run that records.
+# A tool starts with this module whether or not its user consented, so it imports little: not typing (stand-ins
+# below; see pyproject.toml), not threading, not even the module that contains our errors (:mod:`consentry._guard`),
+# nor what recording needs (init, spans, and with them the manifest). Without consent a run costs a look at the
+# kill switches, at the manifest's name and at the stored answer (:func:`consentry._quick.certainly_off`).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
+    from types import TracebackType
+    from typing import Any, Generic, ParamSpec, TypeVar, overload
 
     from consentry.clock import Clock
     from consentry.manifest import Manifest
@@ -54,10 +57,21 @@ if TYPE_CHECKING:
     from consentry.spans import CommandSpan
     from consentry.transport import Transport
 
+    P = ParamSpec("P")
+    R = TypeVar("R")
+else:
+
+    class Generic:
+        """``typing.Generic`` at run time: only subscripted, as a base class."""
+
+        def __class_getitem__(cls, _: object) -> type:
+            return cls
+
+    P = R = None
+
+
 __all__ = ["CommandLineTool", "cli_tool", "exit_status"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 Values = dict[str, object]
 
 
@@ -104,6 +118,8 @@ class _Recording:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
+        from consentry._guard import guard  # noqa: PLC0415 - see the imports
+
         described = None
         with guard():
             described = self.run.describe(error)
@@ -131,7 +147,7 @@ class CommandLineTool(Generic[P, R]):
         self._manifest = manifest
         self._options = options
         self._recorder: Recorder | NullRecorder | None = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         functools.update_wrapper(self, program, updated=())  # a click command has no __dict__ to copy, nor wants it
 
     @property
@@ -150,7 +166,7 @@ class CommandLineTool(Generic[P, R]):
         if self._watcher.completing():
             return self.program(*args, **kwargs)
         recorder = self._start()
-        recording = _recording(cast("Recorder", recorder), self._watcher, args, kwargs) if recorder.enabled else None
+        recording = None if isinstance(recorder, NullRecorder) else _recording(recorder, self._watcher, args, kwargs)
         if recording is None:
             return self.program(*args, **kwargs)
         with recording, recording.run:
@@ -159,21 +175,37 @@ class CommandLineTool(Generic[P, R]):
         return result
 
 
-@guarded(None)
-def _recording(recorder: Recorder, watcher: Watcher, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Recording:
-    from consentry.spans import CommandSpan  # noqa: PLC0415 - see the imports
+def _recording(
+    recorder: Recorder, watcher: Watcher, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> _Recording | None:
+    from consentry._guard import guard  # noqa: PLC0415 - see the imports
 
-    span = CommandSpan(recorder, recorder.manifest.name, {})
-    return _Recording(span, recorder.manifest, watcher.watch(args, kwargs))
+    recording = None
+    with guard():
+        from consentry.spans import CommandSpan  # noqa: PLC0415
+
+        span = CommandSpan(recorder, recorder.manifest.name, {})
+        recording = _Recording(span, recorder.manifest, watcher.watch(args, kwargs))
+    return recording  # noqa: RET504 - None when guard() contained an error
 
 
-@guarded(NullRecorder("Consentry failed to start; telemetry is off"))
 def _start(manifest: Manifest | str | Path, options: dict[str, Any]) -> Recorder | NullRecorder:
-    from consentry.api import init  # noqa: PLC0415 - see the imports
+    """The recorder of the runs: :func:`consentry.init`'s, or at once a no-op one when telemetry is certainly off."""
+    prompt = options["prompt"] and _on_terminal()  # no terminal: init's cheap path, without asking
+    try:
+        reason = certainly_off(manifest, options["home"], options["environ"], asking=prompt)
+    except Exception:  # noqa: BLE001 - init() looks again, and contains what went wrong
+        reason = None
+    if reason is not None:
+        return NullRecorder(reason)
+    from consentry._guard import guard  # noqa: PLC0415 - see the imports
 
-    options = dict(options)
-    options["prompt"] = options["prompt"] and _on_terminal()  # no terminal: init's cheap path, without asking
-    return init(manifest, **options)
+    recorder: Recorder | NullRecorder = NullRecorder("Consentry failed to start; telemetry is off")
+    with guard():
+        from consentry.api import init  # noqa: PLC0415
+
+        recorder = init(manifest, **{**options, "prompt": prompt})
+    return recorder  # noqa: RET504 - the default when guard() contained an error
 
 
 def _framework(program: object) -> str | None:
@@ -186,36 +218,37 @@ def _framework(program: object) -> str | None:
     return "argparse" if isinstance(parser, type) and isinstance(program, parser) else None
 
 
-@overload
-def cli_tool(
-    program: argparse.ArgumentParser,
-    manifest: Manifest | str | Path,
-    *,
-    app_version: str | None = None,
-    prompt: bool = True,
-    home: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
-    transport: Transport | None = None,
-    background: bool = True,
-    flush_at_exit: bool = True,
-) -> Callable[[Callable[P, R]], CommandLineTool[P, R]]: ...
+if TYPE_CHECKING:  # the run-time function is the last one; typing.overload is not imported
 
+    @overload
+    def cli_tool(
+        program: argparse.ArgumentParser,
+        manifest: Manifest | str | Path,
+        *,
+        app_version: str | None = None,
+        prompt: bool = True,
+        home: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+        background: bool = True,
+        flush_at_exit: bool = True,
+    ) -> Callable[[Callable[P, R]], CommandLineTool[P, R]]: ...
 
-@overload
-def cli_tool(
-    program: Callable[P, R],
-    manifest: Manifest | str | Path,
-    *,
-    app_version: str | None = None,
-    prompt: bool = True,
-    home: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
-    transport: Transport | None = None,
-    background: bool = True,
-    flush_at_exit: bool = True,
-) -> CommandLineTool[P, R]: ...
+    @overload
+    def cli_tool(
+        program: Callable[P, R],
+        manifest: Manifest | str | Path,
+        *,
+        app_version: str | None = None,
+        prompt: bool = True,
+        home: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+        background: bool = True,
+        flush_at_exit: bool = True,
+    ) -> CommandLineTool[P, R]: ...
 
 
 def cli_tool(
