@@ -12,21 +12,43 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Protocol, TypeVar
 
 from consentry._guard import guard
-from consentry.manifest import CommandSpec
 from consentry.wire.schema import DATA_SIZES, DURATIONS, EXCEPTION_NAME
+
+# A command-line tool with consent imports this module at each start: typing is not imported (see pyproject.toml),
+# and the patterns that describe data are compiled when data is first described.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+    from typing import Protocol, TypeVar
+
+    from consentry.manifest import CommandSpec
+
+    class _Records(Protocol):
+        """The side of a recorder that a span reports to."""
+
+        def monotonic(self) -> float:
+            """Seconds, for durations."""
+            ...
+
+        def record_command(
+            self, name: str, params: Mapping[str, object], *, duration: float, exit_code: int, exception: str | None
+        ) -> None:
+            """Record one run."""
+            ...
+
+    F = TypeVar("F", bound=Callable[..., object])
 
 __all__ = ["CommandSpan", "command_key", "data_key", "duration_bucket", "exception_name", "size_category"]
 
 _DURATION_BOUNDS = (1.0, 10.0, 60.0, 600.0, 3600.0)
 _SIZE_BOUNDS = (1e6, 1e8, 1e10)
-_DTYPE = re.compile(r"^[A-Za-z0-9_<>|=\[\]]{1,32}$")
-_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_DTYPE = r"^[A-Za-z0-9_<>|=\[\]]{1,32}$"
+_CLASS = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_KIND = r"^[a-z][a-z0-9_]{0,31}$"
+_compiled = functools.cache(re.compile)  # each pattern when data is first described
 
 
 def duration_bucket(seconds: float) -> str:
@@ -113,7 +135,7 @@ def _dtype_and_ndim(data: object) -> tuple[str, int] | None:
 
 def data_key(kind: str, data: object) -> str | None:
     """The stored key of one data category, or ``None`` if ``data`` cannot be described."""
-    if not _KIND.fullmatch(kind):
+    if not _compiled(_KIND).fullmatch(kind):
         return None
     elements = _elements(data)
     described = _dtype_and_ndim(data)
@@ -121,27 +143,10 @@ def data_key(kind: str, data: object) -> str | None:
         return None
     class_name = type(data).__name__
     dtype, ndim = described
-    class_name = class_name if _CLASS.fullmatch(class_name) else "other"
-    dtype = dtype if _DTYPE.fullmatch(dtype) else "other"
+    class_name = class_name if _compiled(_CLASS).fullmatch(class_name) else "other"
+    dtype = dtype if _compiled(_DTYPE).fullmatch(dtype) else "other"
     key = [kind, class_name, dtype, max(0, min(ndim, 64)), size_category(elements)]
     return json.dumps(key, separators=(",", ":"))
-
-
-class _Records(Protocol):
-    """The side of a recorder that a span reports to."""
-
-    def monotonic(self) -> float:
-        """Seconds, for durations."""
-        ...
-
-    def record_command(
-        self, name: str, params: Mapping[str, object], *, duration: float, exit_code: int, exception: str | None
-    ) -> None:
-        """Record one run."""
-        ...
-
-
-F = TypeVar("F", bound=Callable[..., object])
 
 
 class CommandSpan:

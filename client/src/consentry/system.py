@@ -7,13 +7,16 @@ names, user names, paths, serial numbers or anything else that could single out 
 from __future__ import annotations
 
 import os
-import platform
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
 from consentry.wire.schema import SYSTEM_FIELDS, VERSION
+
+# A recorder imports this module when it starts; platform (which compiles a dozen patterns when imported) and
+# pathlib are imported by the probes that need them.
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "bin_cpus",
@@ -85,6 +88,8 @@ def _token(text: str) -> str | None:
 
 
 def _os_version() -> str | None:
+    import platform  # noqa: PLC0415 - see the imports
+
     family = _os()
     if family == "macos":
         return _token(platform.mac_ver()[0].split(".")[0])
@@ -102,6 +107,8 @@ def _os_version() -> str | None:
 
 
 def _arch() -> str:
+    import platform  # noqa: PLC0415 - see the imports
+
     machine = platform.machine().lower()
     aliases = {
         "amd64": "x86_64",
@@ -129,6 +136,8 @@ def _memory() -> int | None:
 
 
 def _gpu() -> str | None:
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
     if sys.platform == "darwin" and _arch() == "arm64":
         return "apple"
     vendors = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
@@ -144,6 +153,8 @@ def _gpu() -> str | None:
 
 
 def _installer(distribution: str | None) -> str | None:
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
     if getattr(sys, "frozen", False):
         return "bundle"
     if (Path(sys.prefix) / "conda-meta").is_dir():

@@ -6,16 +6,21 @@ the server (anything outside it is rejected) and the public transparency page.
 
 The consent version is derived from what the manifest collects and where it sends it, never from its wording:
 adding an event or a system field changes it, rewording a description does not.
+
+:func:`from_checked` builds a manifest again from the document of one that was validated before (the start-up
+cache); reading and validating a manifest file is :mod:`consentry.manifest.parse`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import urllib.parse
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+
+# A command-line tool with consent imports this module at each start: hashlib, json and urllib.parse are imported
+# where they are used, not here.
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Literal
 
 __all__ = [
     "NONE_LEVEL",
@@ -25,6 +30,7 @@ __all__ = [
     "Manifest",
     "PluginManifest",
     "PluginPolicy",
+    "from_checked",
 ]
 
 NONE_LEVEL = "none"
@@ -49,6 +55,8 @@ class Level:
     @property
     def host(self) -> str | None:
         """The host name of this level's endpoint: what an administrator blocks to block this level."""
+        import urllib.parse  # noqa: PLC0415 - see the imports
+
         return urllib.parse.urlsplit(self.endpoint).hostname if self.endpoint else None
 
 
@@ -92,6 +100,9 @@ class PluginPolicy:
 
 
 def _digest(items: list[str]) -> str:
+    import hashlib  # noqa: PLC0415 - see the imports
+    import json  # noqa: PLC0415
+
     payload = json.dumps(sorted(items), separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()[:16]
 
@@ -254,3 +265,107 @@ def _event_document(event: EventSpec) -> dict[str, object]:
     if event.component is not None:
         out["component"] = event.component
     return out
+
+
+# ---- a validated manifest, read back -----------------------------------------------------------------------------
+def from_checked(document: Mapping[str, object], source: str = "<manifest>") -> Manifest:
+    """The :class:`Manifest` whose :meth:`Manifest.to_document` is ``document``, without validating it again.
+
+    For a document that a validated manifest wrote (the start-up cache, :mod:`consentry._startup`): only its
+    shapes are checked, so that a damaged one raises ``ValueError`` (or ``KeyError``, ``TypeError``) instead of
+    making a manifest that would fail later. Anything else goes through
+    :func:`~consentry.manifest.parse_manifest`, which checks every name and value.
+    """
+    app = _table(document["app"])
+    levels = _checked_levels(_table(document["levels"]))
+    known = {level.name for level in levels[1:]}
+    events = {}
+    for entry in map(_table, _list(document["events"])):
+        component = None if entry.get("component") is None else _text(entry["component"])
+        name, level, purpose = _text(entry["name"]), _level(entry["level"], known), _text(entry["purpose"])
+        events[name] = EventSpec(name, level, purpose, component)
+    commands = {}
+    for entry in map(_table, _list(document["commands"])):
+        params = {_text(param): _texts(values) for param, values in _table(entry["params"]).items()}
+        name, level, purpose = _text(entry["name"]), _level(entry["level"], known), _text(entry["purpose"])
+        commands[name] = CommandSpec(name, level, purpose, params)
+    plugins = _table(document["plugins"])
+    policy, default = plugins["policy"], plugins["default"]
+    if policy not in ("none", "listed", "declared") or default not in ("allow", "deny"):
+        raise ValueError("not a plugin policy")
+    optional = {
+        key: None if app.get(key) is None else _text(app[key]) for key in ("homepage", "contact", "distribution")
+    }
+    return Manifest(
+        name=_text(app["name"]),
+        consent_text=_text(app["consent_text"]),
+        levels=levels,
+        events=events,
+        commands=commands,
+        plugins=PluginPolicy(policy, _texts(plugins["public"]), default),
+        title=_text(app["title"]),
+        source=source,
+        **optional,
+    )
+
+
+def _checked_levels(table: dict[str, object]) -> tuple[Level, ...]:
+    levels: list[Level] = []
+    for rank, (name, value) in enumerate(table.items()):
+        body = _table(value)
+        if (rank == 0) != (name == NONE_LEVEL):
+            raise ValueError("'none' is not the first level")
+        if rank == 0:
+            levels.append(Level(name, 0, _text(body["description"])))
+            continue
+        levels.append(
+            Level(
+                name=name,
+                rank=rank,
+                description=_text(body["description"]),
+                endpoint=_text(body["endpoint"]),
+                system=_texts(body["system"]),
+                dependencies=_texts(body["dependencies"]),
+                activity=_flag(body["activity"]),
+                exceptions=_flag(body["exceptions"]),
+                plugins=_flag(body["plugins"]),
+                data=_flag(body["data"]),
+            )
+        )
+    if len(levels) < 2:  # noqa: PLR2004 - 'none' and at least one level that collects
+        raise ValueError("no level that collects")
+    return tuple(levels)
+
+
+def _table(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise TypeError("not a table")
+    return value
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError("not an array")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    return tuple(_text(item) for item in _list(value))
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("not a boolean")
+    return value
+
+
+def _level(value: object, known: set[str]) -> str:
+    if value not in known:
+        raise ValueError("not a level that collects")
+    return _text(value)
