@@ -53,6 +53,7 @@ class PostgresServer:
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
         self.port = 0
+        self._options = ""
         self._as_owner: list[str] = []
         self._databases = itertools.count(1)
         if os.geteuid() == 0:
@@ -85,11 +86,20 @@ class PostgresServer:
             )
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
+                self._options = options
                 break
             except RuntimeError:
                 if attempt == _START_ATTEMPTS - 1:
                     raise
         return self.create_database("consentry")
+
+    def halt(self) -> None:
+        """Stop the server as an outage would (it closes its clients' connections), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port, with the same data."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", self._options, "start")
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""

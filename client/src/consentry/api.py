@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import weakref
 
 from consentry._guard import guard, guarded, logger
@@ -33,9 +34,13 @@ EXIT_FLUSH_TIMEOUT = 0.03
 
 
 def _manifest(manifest: Manifest | str | Path) -> Manifest:
-    from consentry.manifest import Manifest, load_manifest  # noqa: PLC0415 - see the imports
+    from consentry.manifest.model import Manifest  # noqa: PLC0415 - see the imports
 
-    return manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    if isinstance(manifest, Manifest):
+        return manifest
+    from consentry.manifest.parse import load_manifest  # noqa: PLC0415
+
+    return load_manifest(manifest)
 
 
 def _session(
@@ -47,17 +52,6 @@ def _session(
     from consentry.session import AppSession  # noqa: PLC0415 - see the imports
 
     return AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
-
-
-def _app_version(manifest: Manifest, app_version: str | None) -> str:
-    if app_version is not None:
-        return app_version
-    import importlib.metadata  # noqa: PLC0415 - only once recording
-
-    try:
-        return importlib.metadata.version(manifest.distribution or manifest.name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _before_fork(reference: weakref.ref[Recorder]) -> None:
@@ -94,7 +88,8 @@ def init(
     method does nothing, and nothing is written or sent.
 
     ``manifest`` is a :class:`Manifest` or the path of a manifest file; ``app_version`` defaults to the installed
-    version of the manifest's distribution; ``home`` and ``environ`` override ``CONSENTRY_HOME`` and the
+    version of the manifest's distribution (with consent, the validated manifest file and that version are kept
+    for the next start: see :mod:`consentry._startup`); ``home`` and ``environ`` override ``CONSENTRY_HOME`` and the
     environment (read once, here). With ``background`` (the default) a daemon thread flushes every
     ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a
     day, starts the detached uploader (or uploads through ``transport`` itself, when one is given).
@@ -103,31 +98,36 @@ def init(
     terminal, for command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once
     per consent version, default no).
     """
-    if not prompt:
-        reason = certainly_off(manifest, home, environ)
-        if reason is not None:
-            return NullRecorder(reason)
-    manifest = _manifest(manifest)
-    if prompt:
-        from consentry.asking import ask_in_terminal  # noqa: PLC0415 - only command-line tools that ask
+    reason = certainly_off(manifest, home, environ, asking=prompt)
+    if reason is not None:
+        return NullRecorder(reason)
+    from consentry._startup import StartupCache  # noqa: PLC0415 - what recording needs, from here on
+
+    cache = StartupCache.open(manifest, home, environ)
+    manifest = cache.manifest(manifest)
+    session = _session(manifest, home, environ, clock)
+    if prompt and session.decision.ask:  # a question is due: ask_in_terminal asks only on a terminal
+        from consentry.asking import ask_in_terminal  # noqa: PLC0415
 
         ask_in_terminal(manifest, home=home, environ=environ, clock=clock)
-    session = _session(manifest, home, environ, clock)
+        session = _session(manifest, home, environ, clock)
     decision = session.decision
     if not decision.record:
         return NullRecorder(decision.reason)
-    from consentry.hooks import install_exception_hooks  # noqa: PLC0415 - what recording needs, from here on
+    from consentry.hooks import install_exception_hooks  # noqa: PLC0415
     from consentry.recorder import Recorder  # noqa: PLC0415
     from consentry.worker import Worker  # noqa: PLC0415
 
     session = session.refresh_consent(decision)
     session.save_manifest()  # the detached uploader and the CLI read it
+    version = app_version if app_version is not None else cache.version(manifest.distribution or manifest.name)
+    cache.save(session.paths)  # only now that recording is allowed, and only if something changed
     recorder = Recorder(
         session.manifest,
         decision,
         session.paths,
         session.clock,
-        app_version=_app_version(session.manifest, app_version),
+        app_version=version,
         plugin_choices=session.consent.plugins,
         recheck=session.current_decision,
     )
@@ -150,7 +150,8 @@ def init(
         os.register_at_fork(
             before=lambda: _before_fork(reference), after_in_child=lambda: _after_fork_in_child(reference)
         )
-    logger.debug("consentry: recording %s at level %s", session.manifest.name, decision.level)
+    if "logging" in sys.modules:  # else nobody can be listening, and importing logging costs a tool's start
+        logger.debug("consentry: recording %s at level %s", session.manifest.name, decision.level)
     return recorder
 
 

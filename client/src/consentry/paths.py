@@ -14,6 +14,8 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
     apps/<app>/quarantine/        pending files that turned out unreadable, set aside unsent
     apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes; reports the user rejected
     apps/<app>/outbox.lock        held while reports are built or sent
+    apps/<app>/startup.cache      what a start with consent would otherwise work out again: the validated
+                                  manifest and the application's version (see consentry._startup)
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ class AppPaths:
     def history(self) -> Path:
         """The local log of uploads."""
         return self.root / "history.jsonl"
+
+    @property
+    def startup_cache(self) -> Path:
+        """The validated manifest and the application's version, kept for the next start."""
+        return self.root / "startup.cache"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from consentry._files import read_json, write_json
 from consentry.clock import Clock, SystemClock
 from consentry.consent import Consent, Decision, Mode, answer, decide, load_consent, save_consent
-from consentry.manifest import Manifest, ManifestError, parse_manifest
+from consentry.manifest import Manifest
 from consentry.paths import AppPaths, Paths
 from consentry.switches import Switches, read_switches
 
@@ -255,7 +255,7 @@ def purge_files(paths: AppPaths) -> None:
     Journal(paths.journal).clear()
     Store(paths.store).delete()
     Outbox(paths).clear()
-    for path in (paths.history, paths.state, paths.secret, paths.state_lock, paths.outbox_lock):
+    for path in (paths.history, paths.state, paths.secret, paths.state_lock, paths.outbox_lock, paths.startup_cache):
         path.unlink(missing_ok=True)
     if paths.quarantine.is_dir():
         for path in paths.quarantine.iterdir():
@@ -264,6 +264,8 @@ def purge_files(paths: AppPaths) -> None:
 
 def load_saved_manifest(paths: AppPaths) -> Manifest | None:
     """The manifest copy kept beside the consent, if readable."""
+    from consentry.manifest import ManifestError, parse_manifest  # noqa: PLC0415 - a start reads its manifest itself
+
     document = read_json(paths.manifest)
     if document is None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -27,14 +28,16 @@ from consentry_server.pages import page_routes
 from consentry_server.public_api import public_routes
 from consentry_server.registry import Registry
 from consentry_server.retention import retention_loop
-from consentry_server.storage import PublicStore, Storage, open_storage
+from consentry_server.storage import PublicStore, Storage, StorageUnavailable, open_storage
 from consentry_server.storing import Storer, ThreadStorer
 from consentry_server.storing_process import ProcessStorer
+from consentry_server.validate import Rejection
 from consentry_server.writer import BatchWriter
 
 __all__ = ["ServerState", "create_app", "create_public_app"]
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
+logger = logging.getLogger("consentry_server")
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -107,8 +110,20 @@ async def _openapi(_: Request) -> JSONResponse:
     return JSONResponse(openapi())
 
 
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    """503 with ``Retry-After`` when a route finds the database unavailable (PostgreSQL down): one log line."""
+    logger.warning("answered 503: %s", error)
+    rejection = Rejection(503, "storage_unavailable", "", "the database is unavailable; try again later", 60)
+    return JSONResponse(rejection.to_json(), status_code=503, headers={"Retry-After": str(rejection.retry_after)})
+
+
 def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={StorageUnavailable: _unavailable},
+        lifespan=lifespan,
+    )
 
 
 def _public_side(public: PublicStore, settings: Settings) -> list[Route]:

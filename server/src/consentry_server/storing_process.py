@@ -334,6 +334,9 @@ def _accepting(
                     except Rejection as rejection:
                         refusals.append(_message("refused", number, *_rejection_parts(rejection)))
                         continue
+                    except StorageUnavailable as error:  # reading its manifests: the serving process logs it
+                        refusals.append(_message("failed", number, str(error)))
+                        continue
                     except Exception as error:  # a fault of ours with one report must not stop the others
                         logger.exception("accepting a report failed")
                         refusals.append(_message("failed", number, f"accepting failed: {type(error).__name__}"))
@@ -345,8 +348,26 @@ def _accepting(
         work.put(_STOP)
 
 
+class _Outage:
+    """Says once that the database is unavailable, and once that it is back: not a line at each batch meanwhile."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, error: StorageUnavailable) -> None:
+        if not self.down:
+            logger.warning("%s; reports are answered 503 and request-log lines lost until it is back", error)
+        self.down = True
+
+    def ended(self) -> None:
+        if self.down:
+            logger.warning("the database is available again")
+        self.down = False
+
+
 def _storing(storage: Storage, connection: _Connection, work: queue.SimpleQueue[Message]) -> None:
     """Store what :func:`_accepting` queued, everything queued at once in one transaction, and answer."""
+    outage = _Outage()
     stopping = False
     while not stopping:
         items = [work.get()]
@@ -360,6 +381,8 @@ def _storing(storage: Storage, connection: _Connection, work: queue.SimpleQueue[
         if logs:
             try:
                 storage.log_requests(logs)
+            except StorageUnavailable as error:
+                outage.failed(error)
             except Exception:  # losing log lines must not lose reports
                 logger.exception("writing the request log failed")
         arrivals = [item for item in items if item[0] == "arrival"]
@@ -367,9 +390,14 @@ def _storing(storage: Storage, connection: _Connection, work: queue.SimpleQueue[
             continue
         try:
             outcomes: list[StoreOutcome | Exception] = storage.store_batch([item[2] for item in arrivals])
+        except StorageUnavailable as error:  # each report's 503 is logged by the serving process
+            outage.failed(error)
+            outcomes = [error] * len(arrivals)
         except Exception as error:  # the whole transaction failed: every request learns it
             logger.exception("storing a batch of reports failed")
             outcomes = [error] * len(arrivals)
+        else:
+            outage.ended()
         answers = []
         for (_, number, _), outcome in zip(arrivals, outcomes, strict=True):
             if isinstance(outcome, StoreOutcome):

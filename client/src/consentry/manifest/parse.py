@@ -558,6 +558,11 @@ def _read_file(path: str | Path) -> tuple[Mapping[str, Any], str]:
             raw = file.read(MAX_MANIFEST_BYTES + 1)
     except OSError as error:
         raise ManifestError(source, [("(file)", f"cannot be read: {error.strerror or error}")]) from None
+    return _read_bytes(raw, path), source
+
+
+def _read_bytes(raw: bytes, path: Path) -> Mapping[str, Any]:
+    source = str(path)
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(source, [("(file)", f"is larger than {MAX_MANIFEST_BYTES} bytes")])
     try:
@@ -565,7 +570,17 @@ def _read_file(path: str | Path) -> tuple[Mapping[str, Any], str]:
     except UnicodeDecodeError as error:
         raise ManifestError(source, [("(file)", f"is not UTF-8 (byte {error.start})")]) from None
     fmt = "json" if path.suffix.lower() == ".json" else "toml"
-    return _read(text, fmt, source), source
+    return _read(text, fmt, source)
+
+
+def manifest_from_bytes(raw: bytes, path: str | Path) -> Manifest:
+    """The application manifest in ``raw``, the content of file ``path`` (``.toml`` or ``.json``), validated.
+
+    :func:`load_manifest` when the content was read already: the start-up cache keeps exactly the bytes it
+    validated.
+    """
+    path = Path(path)
+    return parse_manifest(_read_bytes(raw, path), str(path))
 
 
 def loads_manifest(text: str, *, fmt: str = "toml", source: str = "<string>") -> Manifest:

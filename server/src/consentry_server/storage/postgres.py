@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import json
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from consentry_server.storage.migrations import pending
 from consentry_server.storage.pg_migrations import PARTITIONED, POSTGRESQL
 from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
-__all__ = ["PostgreSQLStorage"]
+__all__ = ["CONNECTION_WAIT", "UNREACHABLE_FOR", "PostgreSQLStorage"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 _LEDGER_FIELDS = tuple(field.name for field in dataclasses.fields(LedgerEntry))
@@ -260,6 +261,13 @@ def _storing_order(items: list[tuple[int, _Prepared]]) -> list[tuple[int, _Prepa
     return ordered
 
 
+#: Seconds a caller waits for a connection of the pool before PostgreSQL counts as unreachable: a report's batch
+#: may wait this long, and the batch before it too, well within the 10 s a client waits for its answer (503).
+CONNECTION_WAIT = 2.0
+#: Seconds during which callers are refused at once after PostgreSQL was found unreachable.
+UNREACHABLE_FOR = 1.0
+
+
 class PostgreSQLStorage:
     """Raw reports, manifests, request logs and aggregates in a PostgreSQL database.
 
@@ -294,11 +302,41 @@ class PostgreSQLStorage:
         self._names: dict[str, int] = {}
         self._apps: dict[str, int] = {}
         self._partitions: set[int] = set()
+        # Until when callers are refused at once, and why: PostgreSQL was just found unreachable.
+        self._unreachable_until = 0.0
+        self._unreachable = ""
 
     # ---- plumbing -----------------------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection of the pool, or :class:`StorageUnavailable` soon when PostgreSQL cannot be reached.
+
+        A caller waits at most :data:`CONNECTION_WAIT` for a connection (the pool's own default, 30 s, is longer
+        than a client waits for its answer); once one caller found PostgreSQL unreachable, or lost its
+        connection in the middle of its work, every caller is refused at once for :data:`UNREACHABLE_FOR`
+        seconds, so that the reports queued behind a failed batch do not wait in turn.
+        """
+        if time.monotonic() < self._unreachable_until:
+            raise StorageUnavailable(self._unreachable)
+        conn = None
+        try:
+            with self._pool.connection(timeout=CONNECTION_WAIT) as conn:
+                yield conn
+        except PoolTimeout:
+            raise self._found_unreachable(f"no connection within {CONNECTION_WAIT:g} s") from None
+        except psycopg.OperationalError as error:
+            if conn is None or not conn.broken:
+                raise
+            raise self._found_unreachable(_one_line(error)) from None
+
+    def _found_unreachable(self, reason: str) -> StorageUnavailable:
+        self._unreachable = f"PostgreSQL at {_safe(self.url)} cannot be reached ({reason}): check that it runs"
+        self._unreachable_until = time.monotonic() + UNREACHABLE_FOR
+        return StorageUnavailable(self._unreachable)
+
     def migrate(self) -> list[str]:
         """Apply pending migrations, each in a transaction with its record; one process at a time."""
-        with self._pool.connection() as conn, self._exclusive(conn, _MIGRATE_LOCK):
+        with self._connection() as conn, self._exclusive(conn, _MIGRATE_LOCK):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)"
             )
@@ -402,7 +440,7 @@ class PostgreSQLStorage:
         """Keep this version of ``manifest``; ``False`` if it was registered before."""
         app = manifest.name if isinstance(manifest, Manifest) else manifest.host
         plugin = "" if isinstance(manifest, Manifest) else manifest.name
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("INSERT INTO apps (name, created_at) VALUES (%s, now()) ON CONFLICT (name) DO NOTHING", (app,))
             cursor = conn.execute(
                 "INSERT INTO manifests (app_id, plugin, consent_version, document, registered_at) "
@@ -414,7 +452,7 @@ class PostgreSQLStorage:
 
     def apps(self) -> list[str]:
         """Registered applications that have an application manifest."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT a.name FROM apps a JOIN manifests m ON m.app_id = a.id AND m.plugin = '' ORDER BY 1"
             ).fetchall()
@@ -422,7 +460,7 @@ class PostgreSQLStorage:
 
     def catalog(self, app: str) -> Catalog | None:
         """Every registered manifest of ``app``."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT m.plugin, m.document FROM manifests m JOIN apps a ON a.id = m.app_id "
                 "WHERE a.name = %s ORDER BY m.id",
@@ -441,7 +479,7 @@ class PostgreSQLStorage:
             except Exception as error:  # noqa: BLE001 - one bad arrival must not take the batch with it
                 outcomes[index] = error
         ready = _storing_order(ready)
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             self._ensure_partitions(conn, (day for _, item in ready for day in item.counters))
             try:
                 names = self._intern(conn, (text for _, item in ready for text in item.texts()))
@@ -521,7 +559,7 @@ class PostgreSQLStorage:
         ids = [bytes.fromhex(reporter) for reporter in reporters]
         if not ids:
             return 0
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             gone = conn.execute(
                 "DELETE FROM reports WHERE reporter = ANY(%s) AND app_id = (SELECT id FROM apps WHERE name = %s) "
                 "RETURNING day, id",
@@ -542,7 +580,7 @@ class PostgreSQLStorage:
 
     def report_count(self) -> int:
         """Stored (report, day) rows."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT count(*) FROM reports").fetchone()
         return int(row[0]) if row else 0
 
@@ -551,7 +589,7 @@ class PostgreSQLStorage:
         """Append to the request log."""
         if not entries:
             return
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO request_log (time, route, status, code, size) "
                 "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::text[], %s::bigint[])",
@@ -572,7 +610,7 @@ class PostgreSQLStorage:
         retention and aggregation never run at the same time.
         """
         raw = dropped = 0
-        with self._pool.connection() as conn, self._exclusive(conn, _AGGREGATE_LOCK):
+        with self._connection() as conn, self._exclusive(conn, _AGGREGATE_LOCK):
             with conn.transaction():
                 previous = self._horizon(conn)
                 horizon = epoch_day(raw_before) if previous is None else max(epoch_day(raw_before), previous)
@@ -626,7 +664,7 @@ class PostgreSQLStorage:
         """The raw rows of ``app``, day by day, as JSON-compatible dicts, read a thousand reports at a time."""
         low = epoch_day(since) if since else -(10**9)
         high = epoch_day(until) if until else 10**9
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             after = (low - 1, -1)
             while True:
                 rows = conn.execute(
@@ -670,7 +708,7 @@ class PostgreSQLStorage:
 
     def statistics(self) -> dict[str, int]:
         """Row counts per table, and ``partitions``: the days of raw reports stored."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             counts = {}
             for table in (*_STATISTICS, *_AGGREGATES):
                 row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
@@ -681,7 +719,7 @@ class PostgreSQLStorage:
     # ---- aggregation --------------------------------------------------------------------------------------
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
         """Recompute the day, week and month buckets of the days changed since the last run."""
-        with self._pool.connection() as conn, self._exclusive(conn, _AGGREGATE_LOCK):
+        with self._connection() as conn, self._exclusive(conn, _AGGREGATE_LOCK):
             self._aggregate(conn, progress)
         return self.aggregates()
 
@@ -747,7 +785,7 @@ class PostgreSQLStorage:
 
     def aggregates(self) -> AggregateTables:
         """Every stored aggregate, in the order SQLite gives them (byte order of the names)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             installs = [
                 InstallRow(app, period, from_epoch_day(start), level, reporters, new)
                 for app, period, start, level, reporters, new in conn.execute(
@@ -776,14 +814,14 @@ class PostgreSQLStorage:
     # ---- the privacy ledger -------------------------------------------------------------------------------
     def aggregation_runs(self) -> int:
         """How many aggregations have run to completion."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'aggregations'").fetchone()
         return int(row[0]) if row else 0
 
     def ledger(self) -> list[LedgerEntry]:
         """Every release recorded, in order (the same order as SQLite's: byte order of the names)."""
         columns = sql.SQL(", ").join(map(sql.Identifier, _LEDGER_FIELDS))
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT {} FROM privacy_ledger ORDER BY publication, app, dataset").format(columns)
             ).fetchall()
@@ -795,7 +833,7 @@ class PostgreSQLStorage:
             return
         columns = sql.SQL(", ").join(map(sql.Identifier, _LEDGER_FIELDS))
         marks = sql.SQL(", ").join([sql.Placeholder()] * len(_LEDGER_FIELDS))
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("LOCK TABLE privacy_ledger IN EXCLUSIVE MODE")  # one publication recorded at a time
             row = conn.execute("SELECT max(publication) FROM privacy_ledger").fetchone()
             last = row[0] if row else None
