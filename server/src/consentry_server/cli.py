@@ -238,19 +238,29 @@ def serve(settings: Settings, sock: socket.socket | None = None, *, public_only:
         application = only_otlp_on(application, otlp_port)
         sys.stdout.write(f"OTLP/HTTP receiver listening on http://{shown}:{otlp_port}\n")
     sys.stdout.flush()
-    run_server(uvicorn_server(application), sockets)
+    run_server(uvicorn_server(application, settings), sockets)
 
 
-def uvicorn_server(application: ASGIApp) -> uvicorn.Server:
+def uvicorn_server(application: ASGIApp, settings: Settings | None = None) -> uvicorn.Server:
     """The ASGI server ``serve`` runs, configured once for it and the benchmarks.
 
     No access log (it would hold addresses), no ``Server`` header, forwarded headers left to the application's
-    trusted-proxy list.
+    trusted-proxy list; the limits on connections, request heads and the time a request may take to arrive of
+    ``settings`` (default: the default settings), applied by :class:`~consentry_server.connections.GuardedProtocol`.
     """
     import uvicorn  # noqa: PLC0415 - only the serving commands need the server
 
+    from consentry_server.connections import ConnectionLimits, GuardedProtocol, descriptor_budget  # noqa: PLC0415
+
+    settings = settings or Settings()
+    limits = ConnectionLimits(settings, max_connections=descriptor_budget(settings.max_connections))
     config = uvicorn.Config(
-        application, log_level="warning", access_log=False, server_header=False, proxy_headers=False
+        application,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        http=GuardedProtocol.bound(limits),
     )
     return uvicorn.Server(config)
 

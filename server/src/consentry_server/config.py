@@ -56,6 +56,11 @@ class Settings:
     does not name its application) stores into; without it only ``/telemetry/{app}`` is open. ``batch_key``: the
     file of the secret that makes reporter ids of dfx batch ids (default: ``batch-key`` beside a SQLite database,
     else in ``consentry-data``), created on first use, readable by its owner only (see ``docs/seed-formats.md``).
+    ``request_timeout_seconds``: how long a request (its head and body) may take to arrive, from the connection
+    opening or, on a kept-alive connection, from its first byte (408 after). ``max_header_bytes``: largest request
+    line and headers (431 above). ``max_connections``: most connections open at once (fewer if the process may not
+    open that many files); ``max_connections_per_source``: most from one address, trusted proxies excepted (503
+    at once above either). See :mod:`consentry_server.connections`.
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"
@@ -84,6 +89,10 @@ class Settings:
     slicer_app: str | None = None
     batch_key: str | None = None
     otlp_port: int | None = None
+    request_timeout_seconds: int = 30
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 1000
+    max_connections_per_source: int = 64
 
     def __post_init__(self) -> None:
         if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
@@ -101,6 +110,10 @@ class Settings:
             "source_burst",
             "reporter_rate_per_minute",
             "reporter_burst",
+            "request_timeout_seconds",
+            "max_header_bytes",
+            "max_connections",
+            "max_connections_per_source",
         )
         for name in positive:
             if getattr(self, name) < 1:

@@ -16,12 +16,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from consentry_server.acceptance import check_content_type
 from consentry_server.addresses import Network, client_address, country_of
 from consentry_server.config import Settings
+from consentry_server.connections import TIMED_OUT
 from consentry_server.ratelimit import RateLimiter
 from consentry_server.storage.base import RequestLog, StoreOutcome
 from consentry_server.storing import Overloaded, Storer, StoringError
@@ -51,7 +52,11 @@ class DropCounter:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read the request body, refusing more than ``limit`` bytes (before reading, when the length is declared)."""
+    """Read the request body, refusing more than ``limit`` bytes (before reading, when the length is declared).
+
+    A client that hangs up before the end of its body is refused too (``client_disconnected``), with one line
+    in the log.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -60,11 +65,20 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Rejection(413, "too_large", "", f"the body is larger than {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejection(413, "too_large", "", f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejection(413, "too_large", "", f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        if request.scope.get(TIMED_OUT):  # closed by the server: the body was too slow (already answered 408)
+            message = "the request did not arrive whole in time"
+            raise Rejection(408, "request_timeout", "", message) from None
+        # Nobody is left to answer; one line for operators (uvicorn would log a traceback), and the refusal counted.
+        path = request.url.path[:80]
+        logger.warning("a client hung up before sending its whole request body (%r, %d bytes received)", path, size)
+        raise Rejection(400, "client_disconnected", "", "the connection closed before the body was complete") from None
     return b"".join(chunks)
 
 
