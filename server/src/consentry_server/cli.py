@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from consentry.manifest import Manifest, ManifestError, load_any_manifest
 from consentry_server._version import __version__
+from consentry_server.backup import BackupError, backup_database
 from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
 from consentry_server.publish import publish_as_configured
@@ -46,14 +47,15 @@ _NOISE_HELP = (
 )
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, public: bool = True) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (see docs/server.md)")
     parser.add_argument(
         "--db",
         metavar="URL",
         help="database: sqlite:///PATH or postgresql://USER@HOST/DB (default: consentry-data/...)",
     )
-    parser.add_argument("--public-db", metavar="PATH", help="the public store of published aggregates")
+    if public:
+        parser.add_argument("--public-db", metavar="PATH", help="the public store of published aggregates")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument(
         "--show-key", action="store_true", help="print the public key document (JSON) to publish, and exit"
     )
+
+    backup = sub.add_parser(
+        "backup",
+        help="copy the database, consistently, while the server runs",
+        description="Write a consistent copy of the database to DEST (a new file, or a folder to write "
+        "consentry-YYYYMMDDTHHMMSSZ.sqlite3 into) while serve goes on storing. SQLite: SQLite's online backup API; "
+        "every report answered 2xx before the backup starts is in the copy, with those still only in the "
+        "write-ahead log (copying the database file is not safe); the copy is one file, checked. To restore, stop "
+        "the server and put the copy in place of the database (without the old -wal and -shm files). PostgreSQL: "
+        "runs pg_dump --format=custom into DEST when it is installed, else says how to. See docs/server.md.",
+    )
+    _common(backup, public=False)  # the public store is not backed up: publish makes it again
+    backup.add_argument("destination", metavar="DEST", help="a new file, or an existing folder")
 
     demo = sub.add_parser(
         "demo",
@@ -366,6 +381,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        backup = backup_database(settings, Path(args.destination))
+    except BackupError as error:
+        sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 1
+    held = f"{backup.reports} report row(s), " if backup.reports is not None else ""
+    sys.stdout.write(f"backed up the database to {backup.path} ({held}{backup.size} bytes)\n")
+    return 0
+
+
 def _cmd_certify(args: argparse.Namespace) -> int:
     from consentry_server import certificates  # noqa: PLC0415 - cryptography is loaded only to sign
 
@@ -432,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _cmd_publish(args)
         if args.command == "certify":
             return _cmd_certify(args)
+        if args.command == "backup":
+            return _cmd_backup(args)
         from consentry_server.demo import run_demo  # noqa: PLC0415 - the demo pulls in the examples
 
         return run_demo(

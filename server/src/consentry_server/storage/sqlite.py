@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import sqlite3
 import tempfile
 import threading
@@ -407,6 +408,55 @@ class SQLiteStorage:
                 table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - ours
                 for table in tables
             }
+
+    def backup(self, target: Path) -> int:
+        """Copy the database into the new file ``target``; return how many (report, day) rows the copy holds.
+
+        SQLite's online backup API, in one step: one read transaction, so the copy is the database as one commit
+        left it, with what is still only in the write-ahead log, while the server goes on storing (a reader does
+        not stop the writer in WAL mode). The copy is written beside ``target``, made a single file (rollback
+        journal), checked (``PRAGMA integrity_check``), flushed to disk and only then renamed to ``target``.
+        """
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        partial = Path(name)
+        try:
+            try:
+                reports = self._copy_into(partial)
+            except sqlite3.Error as error:
+                code = getattr(error, "sqlite_errorname", None) or ""
+                if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+                    raise _unusable(self.path, error) from None
+                raise StorageUnavailable(
+                    f"cannot write the backup {target} ({error}): check the free space and the permissions of "
+                    f"{target.parent}"
+                ) from None
+            with partial.open("rb+") as written:
+                os.fsync(written.fileno())
+            partial.replace(target)
+            folder = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return reports
+
+    def _copy_into(self, partial: Path) -> int:
+        copy = sqlite3.connect(partial, isolation_level=None)
+        try:
+            with self._lock:
+                self._db.backup(copy)  # every page in one step: one snapshot
+            copy.execute("PRAGMA journal_mode = DELETE")
+            problems = [row for (row,) in copy.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise StorageUnavailable(f"the copy of {self.path} is damaged: {'; '.join(problems[:3])}")
+            (reports,) = copy.execute("SELECT count(*) FROM reports").fetchone()
+            return int(reports)
+        finally:
+            copy.close()
 
     # ---- aggregation --------------------------------------------------------------------------------------
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
