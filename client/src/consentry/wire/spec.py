@@ -4,6 +4,10 @@ The wire schema is written once, as data built from these node types. Two things
 the strict decoder (:func:`check`) and the language-neutral JSON Schema (:func:`to_json_schema`), so the
 two cannot drift apart. Only the constructs the wire format needs exist here; anything not described is
 rejected.
+
+The nodes are values, as frozen dataclasses would be (compared, hashed and shown by their fields, never changed),
+but plain classes: a recording application defines them at each start, and making a dataclass compiles its
+methods, which costs about a millisecond a class.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import ClassVar
 
 __all__ = [
     "Array",
@@ -99,13 +106,55 @@ def _short(value: object) -> str:
     return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
 
 
-@dataclass(frozen=True)
-class Str:
+class _Value:
+    """A node's fields as ``@dataclass(frozen=True)`` makes them.
+
+    Equality, hash and repr by ``_fields``, in order, and no assignment after ``__init__``
+    (:class:`dataclasses.FrozenInstanceError`).
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({values})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError  # noqa: PLC0415 - only when someone tries
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError  # noqa: PLC0415 - only when someone tries
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+class Str(_Value):
     """A string that fully matches ``pattern`` and is at most ``max_length`` characters long."""
 
+    _fields = ("pattern", "max_length", "description")
     pattern: str
     max_length: int
-    description: str = ""
+    description: str
+
+    def __init__(self, pattern: str, max_length: int, description: str = "") -> None:
+        self._set(pattern=pattern, max_length=max_length, description=description)
 
     @functools.cached_property
     def regex(self) -> re.Pattern[str]:
@@ -125,11 +174,14 @@ class Str:
         return _described({"type": "string", "pattern": self.pattern, "maxLength": self.max_length}, self)
 
 
-@dataclass(frozen=True)
-class Date:
+class Date(_Value):
     """A calendar date as ``YYYY-MM-DD``; decoded to :class:`datetime.date`."""
 
-    description: str = ""
+    _fields = ("description",)
+    description: str
+
+    def __init__(self, description: str = "") -> None:
+        self._set(description=description)
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not str or re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value) is None:
@@ -146,14 +198,17 @@ class Date:
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
-@dataclass(frozen=True)
-class Int:
+class Int(_Value):
     """An integer in ``[minimum, maximum]``, optionally a multiple of ``multiple_of``. Booleans are not integers."""
 
+    _fields = ("minimum", "maximum", "multiple_of", "description")
     minimum: int
     maximum: int
-    multiple_of: int = 1
-    description: str = ""
+    multiple_of: int
+    description: str
+
+    def __init__(self, minimum: int, maximum: int, multiple_of: int = 1, description: str = "") -> None:
+        self._set(minimum=minimum, maximum=maximum, multiple_of=multiple_of, description=description)
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not int:
@@ -171,11 +226,14 @@ class Int:
         return _described(out, self)
 
 
-@dataclass(frozen=True)
-class Bool:
+class Bool(_Value):
     """``true`` or ``false``."""
 
-    description: str = ""
+    _fields = ("description",)
+    description: str
+
+    def __init__(self, description: str = "") -> None:
+        self._set(description=description)
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not bool:
@@ -186,12 +244,15 @@ class Bool:
         return _described({"type": "boolean"}, self)
 
 
-@dataclass(frozen=True)
-class Enum:
+class Enum(_Value):
     """One of a fixed list of strings."""
 
+    _fields = ("values", "description")
     values: tuple[str, ...]
-    description: str = ""
+    description: str
+
+    def __init__(self, values: tuple[str, ...], description: str = "") -> None:
+        self._set(values=values, description=description)
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not str or value not in self.values:
@@ -202,11 +263,14 @@ class Enum:
         return _described({"type": "string", "enum": list(self.values)}, self)
 
 
-@dataclass(frozen=True)
-class Nullable:
+class Nullable(_Value):
     """``null`` or a value of ``inner``."""
 
+    _fields = ("inner",)
     inner: Node
+
+    def __init__(self, inner: Node) -> None:
+        self._set(inner=inner)
 
     def check(self, value: object, path: str) -> object:
         return None if value is None else self.inner.check(value, path)
@@ -215,12 +279,15 @@ class Nullable:
         return {"anyOf": [self.inner.schema(), {"type": "null"}]}
 
 
-@dataclass(frozen=True)
-class OneOf:
+class OneOf(_Value):
     """A value that matches exactly one of ``options`` (tried in order; options must not overlap)."""
 
+    _fields = ("options", "description")
     options: tuple[Node, ...]
-    description: str = ""
+    description: str
+
+    def __init__(self, options: tuple[Node, ...], description: str = "") -> None:
+        self._set(options=options, description=description)
 
     def check(self, value: object, path: str) -> object:
         reasons = []
@@ -235,15 +302,25 @@ class OneOf:
         return _described({"oneOf": [option.schema() for option in self.options]}, self)
 
 
-@dataclass(frozen=True)
-class Array:
+class Array(_Value):
     """A JSON array of ``min_items`` to ``max_items`` items of ``item``; ``unique`` forbids repeated items."""
 
+    _fields = ("item", "max_items", "min_items", "unique", "description")
     item: Node
     max_items: int
-    min_items: int = 0
-    unique: bool = False
-    description: str = ""
+    min_items: int
+    unique: bool
+    description: str
+
+    def __init__(
+        self,
+        item: Node,
+        max_items: int,
+        min_items: int = 0,
+        unique: bool = False,  # noqa: FBT001, FBT002 - the fields in order, as the dataclass took them
+        description: str = "",
+    ) -> None:
+        self._set(item=item, max_items=max_items, min_items=min_items, unique=unique, description=description)
 
     def check(self, value: object, path: str) -> object:
         if type(value) is not list:
@@ -264,14 +341,17 @@ class Array:
         return _described(out, self)
 
 
-@dataclass(frozen=True)
-class Map:
+class Map(_Value):
     """A JSON object used as a dictionary: keys match ``key``, values match ``value``."""
 
+    _fields = ("key", "value", "max_items", "description")
     key: Str | Date
     value: Node
     max_items: int
-    description: str = ""
+    description: str
+
+    def __init__(self, key: Str | Date, value: Node, max_items: int, description: str = "") -> None:
+        self._set(key=key, value=value, max_items=max_items, description=description)
 
     def check(self, value: object, path: str) -> object:
         _reject_duplicates(value, path)
@@ -298,22 +378,33 @@ class Map:
         return _described(out, self)
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(_Value):
     """A named member of an :class:`Object`; optional fields decode to ``default`` when absent."""
 
+    _fields = ("node", "required", "default")
     node: Node
-    required: bool = True
-    default: Callable[[], object] | None = None
+    required: bool
+    default: Callable[[], object] | None
+
+    def __init__(
+        self,
+        node: Node,
+        required: bool = True,  # noqa: FBT001, FBT002 - the fields in order, as the dataclass took them
+        default: Callable[[], object] | None = None,
+    ) -> None:
+        self._set(node=node, required=required, default=default)
 
 
-@dataclass(frozen=True)
-class Object:
+class Object(_Value):
     """A JSON object with a fixed set of members; unknown members are rejected."""
 
+    _fields = ("title", "fields", "description")
     title: str
-    fields: Mapping[str, Field] = field(default_factory=dict)
-    description: str = ""
+    fields: Mapping[str, Field]
+    description: str
+
+    def __init__(self, title: str, fields: Mapping[str, Field] | None = None, description: str = "") -> None:
+        self._set(title=title, fields={} if fields is None else fields, description=description)
 
     def check(self, value: object, path: str) -> object:
         _reject_duplicates(value, path)
