@@ -12,17 +12,21 @@ import datetime
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
+from consentry import load_manifest
 from consentry.wire import encode
+from consentry_server import ratelimit
 from consentry_server.addresses import client_address, country_of, parse_networks
 from consentry_server.app import create_app
 from consentry_server.config import Settings
 from consentry_server.ratelimit import MAX_BUCKETS, Rate, RateLimiter
 
+DFX = Path(__file__).parent / "seed_formats" / "dfx.toml"
 LOOPBACK = parse_networks("127.0.0.0/8, ::1")
 PROXIES = parse_networks("127.0.0.0/8, 10.0.0.0/8")
 
@@ -264,6 +268,39 @@ def test_the_number_of_buckets_is_bounded(clock):
     assert [limiter.check_reporter("napari-like", latest) for _ in range(3)][2] is not None
 
 
+def test_a_source_may_send_a_limited_number_of_new_reporters_a_day(clock):
+    limiter = RateLimiter(Rate(600, 600), Rate(10, 60), new_reporters_per_day=3, today=lambda: clock.day)
+    source = limiter.source_key("8.8.8.8")
+    assert [limiter.check_new_reporter(source, "napari-like", f"{n:032x}") for n in range(3)] == [None] * 3
+    wait = limiter.check_new_reporter(source, "napari-like", f"{3:032x}")
+    assert type(wait) is int
+    assert 1 <= wait <= 86400  # until the next UTC day
+    # A reporter it sent today is not new; another application, another source each have their own count.
+    assert limiter.check_new_reporter(source, "napari-like", f"{1:032x}") is None
+    assert limiter.check_new_reporter(source, "stripepy-like", f"{3:032x}") is None
+    assert limiter.check_new_reporter(limiter.source_key("1.0.16.1"), "napari-like", f"{3:032x}") is None
+    assert limiter.check_new_reporter(None, "napari-like", f"{3:032x}") is None  # no address: no key to count by
+    clock.day += datetime.timedelta(days=1)
+    assert limiter.check_new_reporter(limiter.source_key("8.8.8.8"), "napari-like", f"{3:032x}") is None
+
+
+def test_without_the_setting_new_reporters_are_not_limited(clock):
+    limiter = clock.limiter(Rate(600, 600))
+    source = limiter.source_key("8.8.8.8")
+    assert all(limiter.check_new_reporter(source, "napari-like", f"{n:032x}") is None for n in range(5000))
+
+
+def test_the_reporters_remembered_are_bounded(clock):
+    limiter = RateLimiter(Rate(600, 600), Rate(10, 60), new_reporters_per_day=10, today=lambda: clock.day)
+    for number in range(ratelimit.MAX_REMEMBERED_REPORTERS // 10 + 100):
+        for reporter in range(10):
+            limiter.check_new_reporter(f"{number:032x}", "napari-like", f"{reporter:032x}")
+    assert limiter._remembered <= ratelimit.MAX_REMEMBERED_REPORTERS
+    assert sum(len(known) for known in limiter._known.values()) == limiter._remembered
+    # The latest source is still limited.
+    assert limiter.check_new_reporter(f"{number:032x}", "napari-like", f"{10:032x}") is not None
+
+
 # ---- through the application ---------------------------------------------------------------------------------
 @pytest.fixture
 def serve(storage) -> Iterator[Callable[..., TestClient]]:
@@ -406,3 +443,103 @@ def test_a_client_cannot_escape_its_source_limit_with_a_forwarded_header_of_its_
         for number in range(4)
     ]
     assert statuses == [200, 200, 200, 429]
+
+
+# ---- new reporters per source ---------------------------------------------------------------------------------
+@pytest.fixture(params=["thread", "process"])
+def limited(request, settings, storage) -> Iterator[TestClient]:
+    """The application, allowing 3 new reporters a source a day, behind a proxy that says who the source is.
+
+    Reports are stored in a thread, or by a storing process (where the limit is kept, by the sources' keys).
+    """
+    changes = {"source_new_reporters_per_day": 3, "slicer_app": "slicer-like", "trusted_proxies": "127.0.0.1"}
+    limited_settings = settings.replace(**changes)
+    app = create_app(limited_settings, storage) if request.param == "thread" else create_app(limited_settings)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        yield client
+
+
+FROM = {"x-forwarded-for": "203.0.113.7"}
+FROM_ANOTHER = {"x-forwarded-for": "198.51.100.9"}
+
+
+def test_rotating_reporter_ids_from_one_source_stops_at_its_new_reporters_a_day(limited, make_report, storage, dump):
+    assert [send(limited, make_report(reporter=number), **FROM).status_code for number in range(3)] == [200] * 3
+    before = dump()
+
+    response = send(limited, make_report(reporter=3), **FROM)
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "too_many_new_reporters"
+    assert response.json()["error"]["field"] == "reporter"
+    assert 1 <= int(response.headers["retry-after"]) <= 86400
+    assert dump() == before
+    # The reporters it sent already still may; so may another source.
+    assert send(limited, make_report("full", reporter=2), **FROM).status_code == 200
+    assert send(limited, make_report(reporter=3), **FROM_ANOTHER).status_code == 200
+    assert storage.report_count() == 5
+
+
+def slicer_upload(day: datetime.date) -> bytes:
+    return json.dumps([{"component": "Data", "event": "enter", "day": day.isoformat(), "times": "1"}]).encode()
+
+
+def test_slicer_uploads_each_a_new_reporter_are_limited_too(limited, storage, today):
+    day = today - datetime.timedelta(days=1)
+    headers = {"content-type": "application/json", **FROM}
+    statuses = [limited.post("/telemetry", content=slicer_upload(day), headers=headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = limited.post("/telemetry", content=slicer_upload(day), headers=headers)
+    assert refused.json()["error"]["code"] == "too_many_new_reporters"
+    assert storage.report_count() == 3
+
+
+def otlp_export(day: datetime.date) -> bytes:
+    start = int(datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.timezone.utc).timestamp() * 1e9)
+    span = {"name": "call", "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 10**9)}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "stripepy-like"}}]}
+    return json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [span]}]}]}).encode()
+
+
+def test_otlp_exports_each_a_new_reporter_are_limited_too(limited, storage, today):
+    day = today - datetime.timedelta(days=1)
+    headers = {"content-type": "application/json", **FROM}
+    statuses = [limited.post("/v1/traces", content=otlp_export(day), headers=headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = limited.post("/v1/traces", content=otlp_export(day), headers=headers)
+    assert json.loads(refused.content)["message"].startswith("too_many_new_reporters")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert storage.report_count() == 3
+
+
+def dfx_batch(batch: str, today: datetime.date) -> bytes:
+    week = today.isocalendar()
+    record = {
+        "tool": "dfx",
+        "version": "0.25.0",
+        "command": "deploy",
+        "platform": "linux",
+        "week": f"{week.year}-{week.week:02d}",
+        "parameters": [],
+        "exit_code": 0,
+        "execution_time_ms": 1840,
+        "batch": batch,
+        "sequence": 0,
+    }
+    return json.dumps(record).encode()
+
+
+def test_dfx_batches_each_a_new_reporter_are_limited_too(limited, storage, today):
+    storage.register_manifest(load_manifest(DFX))
+    first = b"\n".join(dfx_batch(f"batch-{number}", today) for number in range(3))
+    assert limited.post("/dfx/v1/commands", content=first, headers=FROM).status_code == 200
+    rows = storage.report_count()
+
+    refused = limited.post("/dfx/v1/commands", content=dfx_batch("batch-3", today), headers=FROM)
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_new_reporters"
+    assert storage.report_count() == rows
+    # dfx sends a batch again when it got no 2xx: a batch it sent already is no new reporter.
+    again = limited.post("/dfx/v1/commands", content=dfx_batch("batch-1", today), headers=FROM)
+    assert again.json()["status"] == "duplicate"

@@ -1,7 +1,8 @@
 """From a request body to a report fit to store: the checks that need the body but not the connection.
 
 The order of checks is the order of cost: the content type and encoding, the size after decompression, strict
-decoding against the wire schema, the registered manifest, then the per-reporter rate limit. Anything refused
+decoding against the wire schema, the registered manifest, then the limit on the new reporters of the request's
+source and the per-reporter rate limit. Anything refused
 raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason. Canonical bodies (what
 Consentry clients send) are decoded by :func:`~consentry_server.fast_decode.decode_canonical`; any other body,
 and every refusal's reason, by the standard decoder :func:`consentry.wire.decode`.
@@ -92,10 +93,11 @@ def parse_json(text: str, *, code: str, field: str) -> object:
 
 
 def rate_limiter(settings: Settings) -> RateLimiter:
-    """A rate limiter with the per-source and per-reporter limits of ``settings``."""
+    """A rate limiter with the per-source and per-reporter limits of ``settings``, and the new reporters' limit."""
     return RateLimiter(
         Rate(settings.source_rate_per_minute, settings.source_burst),
         Rate(settings.reporter_rate_per_minute, settings.reporter_burst),
+        new_reporters_per_day=settings.source_new_reporters_per_day,
     )
 
 
@@ -147,9 +149,18 @@ class Acceptor:
         # The digest is of the report as stored: validation may have stored plugins that are not public as 'other'.
         return Accepted(stored, digest if stored is report else None)
 
-    def admit(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Accepted:
-        """:meth:`accept`, then take a token of the reporter's rate limit (429 when there is none)."""
+    def admit(
+        self, level: str, body: bytes, *, content_type: str | None, encoding: str | None, source: str | None = None
+    ) -> Accepted:
+        """:meth:`accept`, then the limits (429): new reporters of the source keyed ``source``, then the reporter's.
+
+        ``source``: the key of the source (:meth:`RateLimiter.source_key`), never its address; ``None`` if unknown.
+        """
         accepted = self.accept(level, body, content_type=content_type, encoding=encoding)
+        wait = self.limiter.check_new_reporter(source, accepted.report.app, accepted.report.reporter)
+        if wait is not None:
+            message = f"this source sent reports of {self.settings.source_new_reporters_per_day} new reporters today"
+            raise Rejection(429, "too_many_new_reporters", "reporter", message, retry_after=wait)
         wait = self.limiter.check_reporter(accepted.report.app, accepted.report.reporter)
         if wait is not None:
             raise Rejection(429, "rate_limited", "reporter", "too many reports from this reporter", retry_after=wait)

@@ -45,9 +45,11 @@ class Settings:
     whose forwarding header is believed; ``forwarded_header``: which one they write, ``x-forwarded-for`` (the
     default) or ``forwarded`` (RFC 7239); the other is never read. ``source_rate_per_minute`` and
     ``source_burst``: the rate limit per source address; ``reporter_rate_per_minute`` and ``reporter_burst``:
-    per reporter id. ``noise_epsilon``: when set, published counts get calibrated noise (needs the ``noise``
-    extra), with this epsilon per published number. ``storing_process``: decode, validate and store reports in
-    a process of their own beside the serving one (so the two use two cores), instead of a thread of it.
+    per reporter id. ``source_new_reporters_per_day``: how many reporter ids of one application a source may send
+    reports of in one UTC day (:mod:`consentry_server.ratelimit`). ``noise_epsilon``: when set, published counts
+    get calibrated noise (needs the ``noise`` extra), with this epsilon per published number.
+    ``storing_process``: decode, validate and store reports in a process of their own beside the serving one (so
+    the two use two cores), instead of a thread of it.
     ``signing_key``: the file of the Ed25519 private key that signs usage certificates (default:
     ``signing-key.pem`` beside a SQLite database, else in ``consentry-data``), created on first use, readable by
     its owner only, never published. ``otlp_port``: a second port (4318 is OTLP/HTTP's) on which ``serve`` answers
@@ -83,6 +85,7 @@ class Settings:
     source_burst: int = 600
     reporter_rate_per_minute: int = 10
     reporter_burst: int = 60
+    source_new_reporters_per_day: int = 1000
     noise_epsilon: float | None = None
     storing_process: bool = True
     signing_key: str | None = None
@@ -110,6 +113,7 @@ class Settings:
             "source_burst",
             "reporter_rate_per_minute",
             "reporter_burst",
+            "source_new_reporters_per_day",
             "request_timeout_seconds",
             "max_header_bytes",
             "max_connections",

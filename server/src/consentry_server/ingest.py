@@ -28,7 +28,7 @@ from consentry_server.storage.base import RequestLog, StoreOutcome
 from consentry_server.storing import Overloaded, Storer, StoringError
 from consentry_server.validate import Rejection
 
-__all__ = ["DropCounter", "Ingest", "read_body"]
+__all__ = ["DropCounter", "Ingest", "Source", "read_body"]
 
 logger = logging.getLogger("consentry_server")
 
@@ -82,6 +82,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(frozen=True)
+class Source:
+    """What is kept of where a request came from; either part is ``None`` when unknown.
+
+    Its country (if looked up) and its key, today's salted hash of its address
+    (:meth:`RateLimiter.source_key <consentry_server.ratelimit.RateLimiter.source_key>`), by which the storer
+    limits its new reporters.
+    """
+
+    country: str | None = None
+    key: str | None = None
+
+
 @dataclass
 class Ingest:
     """``POST /v1/reports/{level}``: checks what belongs to the request, then hands the body to the storer.
@@ -119,37 +132,38 @@ class Ingest:
         return JSONResponse({"status": outcome.status, "days": outcome.days})
 
     async def _ingest(self, request: Request, received: list[int]) -> StoreOutcome:
-        country = self.admit_source(request)
+        source = self.admit_source(request)
         check_content_type(request.headers.get("content-type"))
         body = await read_body(request, self.settings.max_body_bytes)
         received.append(len(body))
         return await self.store(
             request.path_params["level"],
             body,
-            country=country,
+            source=source,
             content_type=request.headers.get("content-type"),
             encoding=request.headers.get("content-encoding"),
         )
 
-    def admit_source(self, request: Request) -> str | None:
-        """Take a token of the source's rate limit (429 when there is none); return its country, if looked up.
+    def admit_source(self, request: Request) -> Source:
+        """Take a token of the source's rate limit (429 when there is none); return what is kept of the source.
 
-        The source address is forgotten here: nothing after this call sees it. Every ingest route (native,
-        OTLP, the seed formats) calls this first.
+        The source address is forgotten here: nothing after this call sees it, only its country and salted key.
+        Every ingest route (native, OTLP, the seed formats, deletions) calls this first.
         """
         peer = request.client.host if request.client else None
         address = client_address(peer, request.headers, self.trusted, self.settings.forwarded_header.lower())
         _limited(self.limiter.check_source(address), "", "too many requests from this source")
         country = country_of(address) if self.settings.country_lookup else None
+        key = self.limiter.source_key(address) if address is not None else None
         del address  # forgotten: nothing below sees it
-        return country
+        return Source(country, key)
 
     async def store(
         self,
         level: str,
         body: bytes,
         *,
-        country: str | None,
+        source: Source,
         content_type: str | None = "application/json",
         encoding: str | None = None,
     ) -> StoreOutcome:
@@ -164,7 +178,8 @@ class Ingest:
                 content_type=content_type,
                 encoding=encoding,
                 received=datetime.datetime.now(datetime.timezone.utc),
-                country=country,
+                country=source.country,
+                source=source.key,
             )
         except Overloaded:
             raise Rejection(503, "overloaded", "", "the server is busy; try again later", retry_after=30) from None

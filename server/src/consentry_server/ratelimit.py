@@ -1,10 +1,17 @@
-"""Rate limits per source and per reporter: token buckets in memory, keyed by salted hashes.
+"""Rate limits per source and per reporter, and a limit on the new reporters of a source: in memory, by salted hashes.
 
 A source's address is never a key: it is hashed with HMAC-SHA256 under a random salt that lives only in memory
 and is replaced every day (when the buckets are forgotten too). Reporter ids are public to the server anyway and
 are keyed as they are. A bucket holds ``burst`` tokens and refills at ``per_minute`` a minute; a request that
 finds it empty is told, in seconds, when to come back. The number of buckets is bounded: past it, the oldest
 are forgotten, which can only be lenient.
+
+Rotating reporter ids escapes the per-reporter limit, and Slicer and OTLP uploads get a fresh reporter id each:
+one source could make hundreds of installs a minute, enough to cross the reporter threshold k of any bucket.
+So each source (by its salted key) may also send reports of at most ``new_reporters_per_day`` reporter ids of an
+application in a UTC day; a reporter it already sent that day is not new again. The reporters are remembered
+by a hash of their id, at most :data:`MAX_REMEMBERED_REPORTERS` in all (past it, the sources seen longest ago are
+forgotten, which again can only be lenient), and forgotten at the end of the day.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 __all__ = ["Rate", "RateLimiter"]
 
 MAX_BUCKETS = 200_000
+MAX_REMEMBERED_REPORTERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,15 @@ class RateLimiter:
         per_source: Rate,
         per_reporter: Rate,
         *,
+        new_reporters_per_day: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.timezone.utc).date(),
     ) -> None:
         self._sources = _Buckets(per_source)
         self._reporters = _Buckets(per_reporter)
+        self._new_per_day = new_reporters_per_day
+        self._known: dict[str, set[int]] = {}  # source key and app -> hashes of the reporter ids sent today
+        self._remembered = 0
         self._clock = clock
         self._today = today
         self._lock = threading.Lock()
@@ -76,6 +88,8 @@ class RateLimiter:
             self._salt = secrets.token_bytes(32)
             self._sources.levels.clear()
             self._reporters.levels.clear()
+            self._known.clear()
+            self._remembered = 0
 
     def source_key(self, address: str) -> str:
         """The key an address is known by today: a salted hash, meaningless tomorrow."""
@@ -98,3 +112,32 @@ class RateLimiter:
             self._rotate()
             wait = self._reporters.take(f"{app}/{reporter}", self._clock())
         return None if wait is None else max(1, math.ceil(wait))
+
+    def check_new_reporter(self, source: str | None, app: str, reporter: str) -> int | None:
+        """``None`` if the source keyed ``source`` may send a report of ``reporter``, else the seconds to wait.
+
+        A reporter the source already sent today passes; a new one passes while the source has sent fewer than
+        ``new_reporters_per_day`` of ``app`` today, and is then remembered.
+        """
+        if source is None or self._new_per_day is None:
+            return None
+        key, mark = f"{source}/{app}", hash(reporter)
+        with self._lock:
+            self._rotate()
+            known = self._known.pop(key, set())
+            self._known[key] = known  # the most recently seen last: forgotten last
+            if mark in known:
+                return None
+            if len(known) >= self._new_per_day:
+                return _seconds_to_midnight()
+            while self._remembered >= MAX_REMEMBERED_REPORTERS and len(self._known) > 1:
+                self._remembered -= len(self._known.pop(next(iter(self._known))))
+            known.add(mark)
+            self._remembered += 1
+        return None
+
+
+def _seconds_to_midnight() -> int:
+    """Seconds until the next UTC day, when every source may send new reporters again."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return max(1, 86400 - (now.hour * 3600 + now.minute * 60 + now.second))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -49,8 +50,13 @@ class Storer(Protocol):
         encoding: str | None,
         received: datetime.datetime,
         country: str | None,
+        source: str | None = None,
     ) -> StoreOutcome:
-        """Store one report once it is committed; raise ``Rejection``, :class:`Overloaded` or :class:`StoringError`."""
+        """Store one report once it is committed; raise ``Rejection``, :class:`Overloaded` or :class:`StoringError`.
+
+        ``source``: the key of the request's source (a salted hash of its address), for the limit on its new
+        reporters; ``None`` when unknown.
+        """
         ...
 
     def log(self, entry: RequestLog) -> None:
@@ -86,13 +92,17 @@ class ThreadStorer:
         encoding: str | None,
         received: datetime.datetime,
         country: str | None,
+        source: str | None = None,
     ) -> StoreOutcome:
         """Decode, validate, limit, then wait for the writer to commit the report."""
         if len(body) <= INLINE_BYTES:
-            accepted = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding)
+            accepted = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding, source=source)
         else:
-            admit = self.acceptor.admit
-            accepted = await run_in_threadpool(admit, level, body, content_type=content_type, encoding=encoding)
+            accepted = await run_in_threadpool(
+                functools.partial(self.acceptor.admit, content_type=content_type, encoding=encoding, source=source),
+                level,
+                body,
+            )
         future = self.writer.submit(Arrival(accepted.report, received, country, accepted.digest))
         try:
             return await asyncio.wrap_future(future)

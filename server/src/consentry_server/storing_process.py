@@ -6,8 +6,9 @@ instead of working at once. ``consentry-server serve`` therefore starts this pro
 inherited socket's file descriptor) and talks to it over a socket pair:
 
 - the serving process sends each accepted body (with its level, content type and encoding, the time it was
-  received and the country of its source, never the address), the lines of the request log, and the names of
-  applications whose manifests the admin API registered (so that the next reports see them at once);
+  received, the country of its source and the source's salted key, never the address), the lines of the request
+  log, and the names of applications whose manifests the admin API registered (so that the next reports see them
+  at once);
 - the storing process decodes and validates what has arrived (:class:`~consentry_server.acceptance.Acceptor`),
   stores it in one durable transaction (group commit), and answers each report: stored (with its outcome),
   refused (with the rejection), or failed (the database failed: the client gets 503 and retries).
@@ -221,6 +222,7 @@ class ProcessStorer:
         encoding: str | None,
         received: datetime.datetime,
         country: str | None,
+        source: str | None = None,
     ) -> StoreOutcome:
         """Send the body to the storing process; return its outcome once committed, or raise its refusal."""
         if self._transport is None or self._transport.is_closing():
@@ -231,7 +233,8 @@ class ProcessStorer:
         future: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
         self._pending[number] = future
         try:
-            self._send(_message("report", number, level, body, content_type, encoding, received.timestamp(), country))
+            parts = (number, level, body, content_type, encoding, received.timestamp(), country, source)
+            self._send(_message("report", *parts))
             return await future
         finally:
             del self._pending[number]
@@ -328,9 +331,11 @@ def _accepting(
                 elif message[0] == "forget":
                     acceptor.registry.invalidate(message[1])
                 elif message[0] == "report":
-                    _, number, level, body, content_type, encoding, received, country = message
+                    _, number, level, body, content_type, encoding, received, country, source = message
                     try:
-                        accepted = acceptor.admit(level, body, content_type=content_type, encoding=encoding)
+                        accepted = acceptor.admit(
+                            level, body, content_type=content_type, encoding=encoding, source=source
+                        )
                     except Rejection as rejection:
                         refusals.append(_message("refused", number, *_rejection_parts(rejection)))
                         continue

@@ -40,7 +40,7 @@ from starlette.routing import Route
 
 from consentry_server.acceptance import decompress, utc_today
 from consentry_server.catalog import Catalog
-from consentry_server.ingest import Ingest, read_body
+from consentry_server.ingest import Ingest, Source, read_body
 from consentry_server.otlp.messages import (
     JSON,
     PROTOBUF,
@@ -117,13 +117,13 @@ class Receiver:
         media = PROTOBUF if (content_type or "").split(";")[0].strip().lower() == PROTOBUF else JSON
         received = 0
         try:
-            country = self.ingest.admit_source(request)
+            source = self.ingest.admit_source(request)
             media = request_media(content_type)
             body = await read_body(request, self.ingest.settings.max_body_bytes)
             received = len(body)
             encoding = request.headers.get("content-encoding")
             tally, planned = await run_in_threadpool(self._map, signal, media, body, encoding)
-            await self._store(planned, tally, country)
+            await self._store(planned, tally, source)
         except Rejection as rejection:
             return self._refuse(rejection, signal, media, received)
         self._count(tally)
@@ -143,13 +143,13 @@ class Receiver:
         signal.mapping(message, self.registry.get, window, tally)
         return tally, plan_reports(tally, today=today, window=window, max_bytes=settings.max_report_bytes)
 
-    async def _store(self, planned: list[DayReports], tally: Tally, country: str | None) -> None:
+    async def _store(self, planned: list[DayReports], tally: Tally, source: Source) -> None:
         """Store each day's reports; past the first report stored, a busy storer refuses the rest in ``tally``."""
         stored = False
         for index, day in enumerate(planned):
             try:
                 for level, body in day.bodies:
-                    await self.ingest.store(level, body, country=country)
+                    await self.ingest.store(level, body, source=source)
                     stored = True
             except Rejection as rejection:
                 busy = rejection.status in (429, 503)

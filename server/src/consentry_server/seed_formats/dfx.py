@@ -312,11 +312,11 @@ class DfxCommands:
         return await answer(self.ingest, _ROUTE, lambda received: self._upload(request, received))
 
     async def _upload(self, request: Request, received: list[int]) -> dict[str, object]:
-        country = self.ingest.admit_source(request)
+        source = self.ingest.admit_source(request)
         data = await read_upload(request, self.ingest.settings, received)
         records = parse_records(decode_text(data))
         mapped = to_reports(records, self.registry.get, self.key(), utc_today())
-        result = await store_reports(self.ingest, mapped.reports, mapped.catalogs, country=country)
+        result = await store_reports(self.ingest, mapped.reports, mapped.catalogs, source=source)
         for reason, n in mapped.drops.items():
             self.ingest.drops.add(reason, n)
         return {**result, "records": len(records)}

@@ -21,7 +21,7 @@ from consentry.wire.schema import MAX_DAYS
 from consentry_server.acceptance import decode_text, decompress, parse_json, utc_today
 from consentry_server.catalog import Catalog
 from consentry_server.config import Settings
-from consentry_server.ingest import Ingest, read_body
+from consentry_server.ingest import Ingest, Source, read_body
 from consentry_server.validate import Rejection, encode_checked
 
 __all__ = ["answer", "chunks", "decode_text", "parse_json", "read_upload", "store_reports"]
@@ -78,7 +78,7 @@ async def store_reports(
     reports: Sequence[Report],
     catalogs: Mapping[str, Catalog],
     *,
-    country: str | None,
+    source: Source,
 ) -> dict[str, object]:
     """Check every report, then store each through native ingest; the answer's body.
 
@@ -89,7 +89,7 @@ async def store_reports(
     statuses = set()
     days = 0
     for report, body in zip(reports, bodies, strict=True):
-        outcome = await ingest.store(report.level, body, country=country)
+        outcome = await ingest.store(report.level, body, source=source)
         statuses.add(outcome.status)
         days += outcome.days
     status = next((name for name in ("stored", "replaced", "duplicate") if name in statuses), "empty")

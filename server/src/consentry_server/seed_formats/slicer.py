@@ -204,7 +204,7 @@ class SlicerTelemetry:
         return await answer(self.ingest, _ROUTE, lambda received: self._upload(request, app, received))
 
     async def _upload(self, request: Request, app: str | None, received: list[int]) -> dict[str, object]:
-        country = self.ingest.admit_source(request)
+        source = self.ingest.admit_source(request)
         if app is None:
             message = "no default application is configured (slicer_app); post to /telemetry/{app}"
             raise Rejection(404, "no_default_app", "", message)
@@ -217,7 +217,7 @@ class SlicerTelemetry:
         data = await read_upload(request, self.ingest.settings, received)
         entries = parse_entries(parse_json(decode_text(data), code="invalid_body", field=""))
         reports = to_reports(entries, catalog, secrets.token_hex(16))
-        return await store_reports(self.ingest, reports, {app: catalog}, country=country)
+        return await store_reports(self.ingest, reports, {app: catalog}, source=source)
 
 
 def routes(ingest: Ingest, registry: Registry) -> list[Route]:
