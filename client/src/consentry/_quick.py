@@ -80,7 +80,7 @@ def ci_variable(environ: Mapping[str, str]) -> str | None:
 
 def app_variable_prefix(app: str) -> str:
     """``napari-like`` -> ``NAPARI_LIKE``: the prefix of the application's own variables."""
-    return re.sub(r"[^A-Z0-9]", "_", app.upper())
+    return "".join(char if "A" <= char <= "Z" or "0" <= char <= "9" else "_" for char in app.upper())
 
 
 def own_switch(app: str, environ: Mapping[str, str]) -> str | None:
