@@ -138,6 +138,8 @@ BAD = {
     "missing_field_reporter": Bad(without("reporter"), 400, "invalid_report"),
     "missing_field_days": Bad(without("days"), 400, "invalid_report"),
     "unknown_top_level_field": Bad(edit(ip="192.0.2.1"), 400, "invalid_report"),
+    "utf16_body": Bad(lambda doc: dumps(doc).decode().encode("utf-16"), 400, "invalid_report"),
+    "utf8_bom": Bad(lambda doc: b"\xef\xbb\xbf" + dumps(doc), 400, "invalid_report"),
     "non_utf8_body": Bad(lambda doc: dumps(doc).replace(b"linux", b"l\xefnux"), 400, "invalid_report"),
     "invalid_calendar_date": Bad(edit(days=["2026-02-30"]), 400, "invalid_report"),
     "reporter_not_a_reporter_id": Bad(edit(reporter="192.168.1.10"), 400, "invalid_report"),

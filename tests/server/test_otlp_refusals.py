@@ -158,6 +158,7 @@ BAD = {
     "malformed_json": Bad(lambda: as_json(request())[:-3], 400, "invalid_otlp", JSON),
     "json_not_an_object": Bad(lambda: b"[]", 400, "invalid_otlp", JSON),
     "json_wrong_type": Bad(lambda: b'{"resourceSpans": 5}', 400, "invalid_otlp", JSON),
+    "json_utf16": Bad(lambda: as_json(request()).decode().encode("utf-16"), 400, "invalid_otlp", JSON),
     "json_not_utf8": Bad(lambda: as_json(request()).replace(b"linux", b"l\xefnux"), 400, "invalid_otlp", JSON),
     # json_format reads any iterable as a message: these were empty messages, and the export answered 200 {}.
     "json_items_not_objects": Bad(lambda: b'{"resourceSpans": [[], "x", []]}', 400, "invalid_otlp", JSON),

@@ -437,6 +437,7 @@ BAD = {
     "only_blank_lines": Bad(lambda: b"\n\n  \n", 400, "invalid_body"),
     "a_json_array_not_records": Bad(lambda: json.dumps([record()]).encode(), 400, "invalid_record"),
     "a_line_that_is_a_string": Bad(lines(b'"deploy"'), 400, "invalid_record"),
+    "utf16": Bad(lambda: batch([record()]).decode().encode("utf-16"), 400, "invalid_body"),
     "non_utf8": Bad(lambda: batch([record()]).replace(b"linux", b"l\xefnux"), 400, "invalid_body"),
     "deep_nesting": Bad(lines(b"[" * 30_000 + b"]" * 30_000), 400, "invalid_record"),
     "deep_nesting_objects": Bad(lines(b'{"a":' * 10_000 + b"1" + b"}" * 10_000), 400, "invalid_record"),

@@ -291,6 +291,7 @@ BAD = {
     "empty_body": Bad(lambda: b"", 400, "invalid_body"),
     "an_object_not_an_array": Bad(lambda: json.dumps(GOOD).encode(), 400, "invalid_body"),
     "a_row_that_is_not_an_object": Bad(lambda: json.dumps([GOOD, "Data,enter"]).encode(), 400, "invalid_entry"),
+    "utf16": Bad(lambda: dumps([GOOD]).decode().encode("utf-16"), 400, "invalid_body"),
     "non_utf8": Bad(lambda: dumps([GOOD]).replace(b"Data", b"D\xe4ta"), 400, "invalid_body"),
     "deep_nesting": Bad(lambda: b"[" * 100_000 + b"]" * 100_000, 400, "invalid_body"),
     "deep_nesting_objects": Bad(lambda: b'[{"component": ' * 30_000 + b"1" + b"}]" * 30_000, 400, "invalid_body"),
