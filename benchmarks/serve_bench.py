@@ -48,8 +48,17 @@ KINDS = ("consentry", "consentry-thread", "empty", "echo", "validate", "public",
 
 
 def settings_for(database: str) -> Settings:
-    """The consentry settings of the benchmarks: the defaults, with no per-source limit."""
-    return Settings(database=database, source_rate_per_minute=10**9, source_burst=10**9)
+    """The consentry settings of the benchmarks: the defaults, with no per-source limits (every request comes from
+    127.0.0.1, each with a reporter of its own).
+    """
+    unlimited = 10**9
+    return Settings(
+        database=database,
+        source_rate_per_minute=unlimited,
+        source_burst=unlimited,
+        source_new_reporters_per_day=unlimited,
+        max_connections_per_source=unlimited,
+    )
 
 
 async def _empty(_: Request) -> Response:
@@ -104,7 +113,7 @@ def main() -> None:
     kind, database = sys.argv[1:3]
     app = application(kind, database)
     sock = cli.bind("127.0.0.1", 0)
-    server = cli.uvicorn_server(app)  # type: ignore[arg-type]
+    server = cli.uvicorn_server(app, settings_for(database))  # type: ignore[arg-type]
 
     def announce() -> None:
         while not server.started:
