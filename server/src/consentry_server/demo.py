@@ -226,12 +226,13 @@ def run_demo(
     shutil.rmtree(data_dir / "clients", ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     # Every simulated install uploads from 127.0.0.1, a proxy to be trusted (see the module's docstring); the
-    # per-source limit is lifted, since a few simulated installs share each address.
+    # per-source limits are lifted, since a few simulated installs share each address.
     settings = Settings(
         database=f"sqlite:///{data_dir / 'consentry.sqlite3'}",
         port=port,
         source_rate_per_minute=1_000_000,
         source_burst=1_000_000,
+        source_new_reporters_per_day=1_000_000,
         trusted_proxies="127.0.0.1",
         noise_epsilon=noise_epsilon,
     )
