@@ -1,7 +1,8 @@
-"""The OpenAPI 3.1 description of the server, served at ``/openapi.json``.
+"""The OpenAPI 3.1 description of the server, served at ``/openapi.json``: every route, each with its answers.
 
 The report body's schema is the wire schema itself (JSON Schema 2020-12, which OpenAPI 3.1 uses), so the
-description and the decoder cannot disagree about what a report is.
+description and the decoder cannot disagree about what a report is. A test compares the application's routes
+with these paths (a route without a description fails it), and schemathesis calls every operation described.
 """
 
 from __future__ import annotations
@@ -131,6 +132,226 @@ def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, obje
     }
 
 
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the copy the client has: 304 if it is still the published one.",
+    "schema": {"type": "string"},
+}
+_NOT_MODIFIED = {"description": "Unchanged since the copy named by If-None-Match (no body)."}
+_UNAVAILABLE = _error("The database is unavailable (PostgreSQL down); see Retry-After.")
+
+
+def _text(description: str, *media: str) -> dict[str, object]:
+    return {"description": description, "content": {name: {"schema": {"type": "string"}} for name in media}}
+
+
+def _get(summary: str, tag: str, responses: dict[str, object], *parameters: dict[str, object]) -> dict[str, object]:
+    return {"get": {"summary": summary, "tags": [tag], "parameters": list(parameters), "responses": responses}}
+
+
+def _path(name: str, description: str = "") -> dict[str, object]:
+    parameter: dict[str, object] = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {**parameter, "description": description} if description else parameter
+
+
+# ---- OTLP/HTTP (consentry_server.otlp) -----------------------------------------------------------------------
+_PROTOBUF = "application/x-protobuf"
+_OTLP_STATUS: dict[str, object] = {
+    "type": "object",
+    "description": "google.rpc.Status: a gRPC code and the reason.",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+
+
+def _otlp_answer(description: str, schema: dict[str, object]) -> dict[str, object]:
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "description": description,
+        "content": {_PROTOBUF: {"schema": binary}, "application/json": {"schema": schema}},
+    }
+
+
+def _otlp(summary: str, what: str) -> dict[str, object]:
+    refused = {
+        "400": "Nothing in the export could be accepted (malformed, or every item refused by the manifests).",
+        "413": "Too large, as sent or once decompressed.",
+        "415": f"A content type other than {_PROTOBUF} or application/json, or an encoding other than gzip.",
+        "429": "Too many requests from this source; see Retry-After.",
+        "503": "Busy or storage unavailable; see Retry-After.",
+    }
+    partial: dict[str, object] = {
+        "type": "object",
+        "description": f"Export{what}ServiceResponse; partialSuccess counts the items refused and says why.",
+        "properties": {"partialSuccess": {"type": "object"}},
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["ingest"],
+            "requestBody": {
+                "required": True,
+                "description": f"An OTLP Export{what}ServiceRequest, binary protobuf or OTLP/JSON, optionally gzip.",
+                "content": {
+                    _PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            "responses": {
+                "200": _otlp_answer("Accepted items stored; in the encoding of the request.", partial),
+                **{status: _otlp_answer(text, _OTLP_STATUS) for status, text in refused.items()},
+            },
+        }
+    }
+
+
+# ---- the admin API (consentry_server.admin_api), behind the bearer token ---------------------------------------
+_ADMIN_REFUSALS: dict[str, object] = {
+    "401": _error("No valid bearer token."),
+    "403": _error("The admin API is closed: no admin token is configured."),
+    "503": _UNAVAILABLE,
+}
+_REGISTERED: dict[str, object] = {
+    "type": "object",
+    "required": ["app", "consent_version", "registered"],
+    "properties": {
+        "app": {"type": "string"},
+        "plugin": {"type": "string"},
+        "consent_version": {"type": "string"},
+        "registered": {"type": "boolean"},
+    },
+}
+
+
+def _admin(method: str, summary: str, responses: dict[str, object], **operation: object) -> dict[str, object]:
+    answers = {**responses, **_ADMIN_REFUSALS}
+    return {
+        method: {"summary": summary, "tags": ["admin"], "security": [{"admin": []}], **operation, "responses": answers}
+    }
+
+
+_DATE_RANGE = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}
+    for name in ("since", "until")
+]
+_ADMIN_PATHS: dict[str, object] = {
+    "/admin/v1/manifests": _admin(
+        "post",
+        "Register an application or plugin manifest (every version is kept).",
+        {
+            "200": _json("This version was registered before.", _REGISTERED),
+            "201": _json("Registered.", _REGISTERED),
+            "400": _error("Not a valid manifest (problems lists each), not UTF-8, or cut short."),
+            "413": _error("Larger than 1 MiB."),
+            "415": _error("Neither application/toml (or text/plain) nor application/json."),
+        },
+        requestBody={
+            "required": True,
+            "content": {
+                "application/toml": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string", "description": "TOML"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+    ),
+    "/admin/v1/stats": _admin(
+        "get",
+        "Stored report rows, registered applications, refusals by reason, rows per table.",
+        {"200": _json("The figures.")},
+    ),
+    "/admin/v1/export/{app}": _admin(
+        "get",
+        "The raw rows of an application, one JSON object per report and day.",
+        {
+            "200": _text("JSON lines (also consentry-server export).", "application/x-ndjson"),
+            "400": _error("A date that is not YYYY-MM-DD."),
+            "404": _error("No such registered application."),
+        },
+        parameters=[_APP, *_DATE_RANGE],
+    ),
+}
+
+# ---- open data, badges and the dashboard (open_data, badges, pages): published aggregates only ---------------
+_DATA_FILE = {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}
+_DATA_ANSWERS: dict[str, object] = {
+    "200": {"description": "The file (CSV files come as downloads).", "content": _DATA_FILE},
+    "304": _NOT_MODIFIED,
+    "404": _error("No such published file, or nothing published yet."),
+}
+_BADGE_ANSWERS: dict[str, object] = {
+    "200": _text("An SVG badge: the weekly users, or 'too few to show'.", "image/svg+xml"),
+    "304": _NOT_MODIFIED,
+    "404": _text("No such published application or plugin.", "text/plain"),
+}
+_STATIC_MEDIA = ("text/javascript", "text/css", "image/svg+xml", "application/json", "text/markdown", "text/plain")
+_PUBLIC_FILES: dict[str, object] = {
+    "/data/v1/index.json": _get(
+        "Open data: the publication (time, threshold, suppression, noise) and its applications.",
+        "open data",
+        _DATA_ANSWERS,
+        _IF_NONE_MATCH,
+    ),
+    "/data/v1/{app}/{name}": _get(
+        "Open data of an application: manifest.json, ledger.json or .csv, {table}-{period}.json or .csv.",
+        "open data",
+        _DATA_ANSWERS,
+        _APP,
+        _path("name", "table: installs, counters or values; period: day, week or month"),
+        _IF_NONE_MATCH,
+    ),
+    "/data/{rest}": _get(
+        "Any other path under /data/: the same files when it names one, else 404.",
+        "open data",
+        {
+            **_DATA_ANSWERS,
+            "404": {
+                "description": "No such published file (in plain text when the path holds a line break).",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+            },
+        },
+        _path("rest"),
+        _IF_NONE_MATCH,
+    ),
+    "/badges/{name}": _get(
+        "The badge of a published application: /badges/{app}.svg.",
+        "open data",
+        _BADGE_ANSWERS,
+        _path("name"),
+        _IF_NONE_MATCH,
+    ),
+    "/badges/{app}/{name}": _get(
+        "The badge of a plugin of a published application: /badges/{app}/{plugin}.svg.",
+        "open data",
+        _BADGE_ANSWERS,
+        _APP,
+        _path("name"),
+        _IF_NONE_MATCH,
+    ),
+    "/": _get(
+        "The dashboard: one page, drawn in the browser from the open data.",
+        "pages",
+        {"200": _text("The page.", "text/html")},
+    ),
+    "/static/{path}": _get(
+        "The dashboard's scripts, styles and vendored files (those packaged, nothing else).",
+        "pages",
+        {"200": _text("The file.", *_STATIC_MEDIA), "404": _text("Not a packaged file.", "text/plain")},
+        _path("path"),
+    ),
+    "/transparency/{name}": _get(
+        "The transparency document of a published application (/transparency/{app}.json): its levels, "
+        "retention and how to opt out.",
+        "pages",
+        {"200": _json("The document."), "404": _error("No such published application.")},
+        _path("name"),
+    ),
+}
+
+
 def openapi() -> dict[str, object]:
     """The description, as a JSON-compatible document."""
     report = json_schema()
@@ -221,6 +442,7 @@ def openapi() -> dict[str, object]:
                         "413": _error("Too large, as sent or once decompressed."),
                         "415": _error("Not application/json, or an encoding other than gzip."),
                         "429": _error("Too many requests from this source; see Retry-After."),
+                        "503": _UNAVAILABLE,
                     },
                 }
             },
@@ -251,9 +473,14 @@ def openapi() -> dict[str, object]:
             "/api/v1/apps/{app}/installs": _table("level", "Distinct reporters (installs) per period and level."),
             "/api/v1/apps/{app}/counters": _table("kind", "Counter totals and their reporters per period."),
             "/api/v1/apps/{app}/values": _table("field", "Distributions: versions, systems, countries, plugins."),
+            "/v1/traces": _otlp("OTLP/HTTP traces: spans become command runs of registered applications.", "Trace"),
+            "/v1/metrics": _otlp("OTLP/HTTP metrics: delta counters become event counts.", "Metrics"),
+            **_ADMIN_PATHS,
+            **_PUBLIC_FILES,
             "/healthz": {
                 "get": {"summary": "Liveness.", "tags": ["operations"], "responses": {"200": _json("Alive.")}}
             },
+            "/openapi.json": _get("This description.", "operations", {"200": _json("OpenAPI 3.1.")}),
         },
         "components": {
             "schemas": {"Report": report, "Error": _ERROR},
