@@ -222,7 +222,6 @@ def test_a_tool_without_consent_imports_only_the_quick_path(tmp_path, home, tool
     assert wrapped - unwrapped == {
         "__future__",  # `from __future__ import annotations` is an import, of a few lines
         "consentry",
-        "consentry._cli_runs",
         "consentry._lazy",
         "consentry._quick",
         "consentry.commandline",

@@ -1,4 +1,4 @@
-"""How a run of a command-line program is seen, for :mod:`consentry.commandline`; one kind per framework.
+"""How a run of a command-line program is seen, for :mod:`consentry.commandline`'s watchers; one kind per framework.
 
 - argparse: for the length of a run, the parser and its subparsers report each parse they complete: their
   ``parse_known_args`` is wrapped on the instance (once, however many runs watch it, on any thread) and
@@ -7,31 +7,28 @@
   sorts tokens (no types, callbacks, prompts or files), so nothing of the program runs twice;
 - anything else: only that it ran.
 
-click and typer are never imported here: their objects come from the program. Every tool imports this module at
-its start, consent or not, so it imports next to nothing: what only a recorded run needs (threading, and
-:mod:`consentry._guard`) is imported by the first one.
+click and typer are never imported here: their objects come from the program. Only a recorded run imports this
+module: a tool without consent never does.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from _thread import allocate_lock  # threading.Lock itself, without importing threading
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+from consentry._guard import guard
+
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Mapping, Sequence
-    from typing import Any
 
 __all__ = [
+    "OBSERVERS",
     "ArgparseRun",
-    "ArgparseWatcher",
     "ClickRun",
-    "ClickWatcher",
     "Run",
-    "Watcher",
-    "observers",
     "parser_tree",
     "plain",
     "read_click_line",
@@ -74,7 +71,7 @@ class Run:
 
 
 class ArgparseRun(Run):
-    """Sees the parses of an argparse parser tree during one run (through :func:`observers`)."""
+    """Sees the parses of an argparse parser tree during one run (through :data:`OBSERVERS`)."""
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self._parser = parser
@@ -84,18 +81,14 @@ class ArgparseRun(Run):
         self._began = False
 
     def __enter__(self) -> ArgparseRun:  # noqa: PYI034 - typing.Self needs Python 3.11
-        from consentry._guard import guard  # noqa: PLC0415 - see the imports
-
         with guard():
             self._tree = parser_tree(self._parser)
-            observers().enter(self, self._tree)
+            OBSERVERS.enter(self, self._tree)
         return self
 
     def __exit__(self, *_: object) -> None:
-        from consentry._guard import guard  # noqa: PLC0415 - see the imports
-
         with guard():
-            observers().leave(self, self._tree)
+            OBSERVERS.leave(self, self._tree)
 
     def entered(self, name: str | None) -> None:
         """A parse began: the root's (``name`` ``None``) restarts the path, a subparser's extends it."""
@@ -130,8 +123,6 @@ class Observers:
     """
 
     def __init__(self) -> None:
-        import threading  # noqa: PLC0415 - see the imports
-
         self._lock = threading.Lock()
         self._wrapped: dict[int, list[Any]] = {}  # id(parser) -> [parser, previous attribute, wrapper, runs]
         self._local = threading.local()
@@ -163,8 +154,6 @@ class Observers:
         if entry is not None:
             entry[3] += 1
             return
-        from consentry._guard import guard  # noqa: PLC0415 - see the imports
-
         previous = vars(parser).get("parse_known_args", _MISSING)
         original = parser.parse_known_args
         runs = self._runs
@@ -201,26 +190,16 @@ class Observers:
             attributes["parse_known_args"] = entry[1]
 
 
-_observers: list[Observers] = []  # the one instance, made by the first recorded run
-_made = allocate_lock()
-
-
-def observers() -> Observers:
-    """The observers of every parser watched in this process (made on first use)."""
-    if not _observers:
-        with _made:
-            if not _observers:
-                _observers.append(Observers())
-                if hasattr(os, "register_at_fork"):
-                    os.register_at_fork(after_in_child=_after_fork_in_child)
-    return _observers[0]
+OBSERVERS = Observers()
 
 
 def _after_fork_in_child() -> None:
     """A forked child may have inherited the observers' lock held by a thread it does not have."""
-    import threading  # noqa: PLC0415 - imported by the parent already
+    OBSERVERS._lock = threading.Lock()  # noqa: SLF001 - this module's own object
 
-    _observers[0]._lock = threading.Lock()  # noqa: SLF001 - this module's own object
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def parser_tree(root: argparse.ArgumentParser) -> list[tuple[argparse.ArgumentParser, str | None]]:
@@ -290,36 +269,3 @@ def read_click_line(command: Any, argv: Sequence[str]) -> tuple[list[str], Value
             return path, values, informational
         path.append(sub.name or name)
         parent, command, info_name, args = context, sub, name, rest
-
-
-class Watcher:
-    """How runs of a kind of program are seen."""
-
-    def completing(self) -> bool:
-        """Whether this call only answers the shell's completion (not a run)."""
-        return False
-
-    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - overridden
-        """Start watching one run called with ``args`` and ``kwargs``."""
-        return Run()
-
-
-class ArgparseWatcher(Watcher):
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self.parser = parser
-
-    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - the parser tells
-        return ArgparseRun(self.parser)
-
-
-class ClickWatcher(Watcher):
-    def __init__(self, command: Callable[[], Any]) -> None:
-        self.command = command
-
-    def completing(self) -> bool:
-        # click's (and so typer's) shell completion sets _<PROG>_COMPLETE and calls the program.
-        return any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ)
-
-    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:
-        argv = kwargs.get("args", args[0] if args else None)
-        return ClickRun(self.command, list(sys.argv[1:] if argv is None else argv))

@@ -32,17 +32,18 @@ a click command if the program imported click.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
 
-from consentry._cli_runs import ArgparseWatcher, ClickWatcher, Run, Watcher, plain
 from consentry._quick import certainly_off
 from consentry.null import NullRecorder
 
 # A tool starts with this module whether or not its user consented, so it imports little: not typing (stand-ins
 # below; see pyproject.toml), not threading, not even the module that contains our errors (:mod:`consentry._guard`),
-# nor what recording needs (init, spans, and with them the manifest). Without consent a run costs a look at the
-# kill switches, at the manifest's name and at the stored answer (:func:`consentry._quick.certainly_off`).
+# nor what recording needs (init, spans, and with them the manifest; how a run is seen, consentry._cli_runs).
+# Without consent a run costs a look at the kill switches, at the manifest's name and at the stored answer
+# (:func:`consentry._quick.certainly_off`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+    from consentry._cli_runs import Run
     from consentry.clock import Clock
     from consentry.manifest import Manifest
     from consentry.recorder import Recorder
@@ -91,6 +93,8 @@ def _normal(name: str) -> str:
 
 def parameters(declared: Sequence[str], values: Mapping[str, object]) -> Values:
     """The values of the ``declared`` parameters among ``values`` (``plot-type`` matches ``plot_type``)."""
+    from consentry._cli_runs import plain  # noqa: PLC0415 - see the imports
+
     found = {_normal(name): value for name, value in values.items()}
     return {name: plain(found.get(_normal(name))) for name in declared}
 
@@ -100,6 +104,46 @@ def _on_terminal() -> bool:
         return bool(sys.stdin and sys.stdout and sys.stdin.isatty() and sys.stdout.isatty())
     except (AttributeError, ValueError, OSError):
         return False
+
+
+# ---- kinds of programs ---------------------------------------------------------------------------------------
+class Watcher:
+    """How runs of a kind of program are seen: any callable, only that it ran."""
+
+    def completing(self) -> bool:
+        """Whether this call only answers the shell's completion (not a run)."""
+        return False
+
+    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - overridden
+        """Start watching one run called with ``args`` and ``kwargs``."""
+        from consentry._cli_runs import Run  # noqa: PLC0415 - see the imports
+
+        return Run()
+
+
+class ArgparseWatcher(Watcher):
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - the parser tells
+        from consentry._cli_runs import ArgparseRun  # noqa: PLC0415 - see the imports
+
+        return ArgparseRun(self.parser)
+
+
+class ClickWatcher(Watcher):
+    def __init__(self, command: Callable[[], Any]) -> None:
+        self.command = command
+
+    def completing(self) -> bool:
+        # click's (and so typer's) shell completion sets _<PROG>_COMPLETE and calls the program.
+        return any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ)
+
+    def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:
+        from consentry._cli_runs import ClickRun  # noqa: PLC0415 - see the imports
+
+        argv = kwargs.get("args", args[0] if args else None)
+        return ClickRun(self.command, list(sys.argv[1:] if argv is None else argv))
 
 
 # ---- the tool -------------------------------------------------------------------------------------------------
