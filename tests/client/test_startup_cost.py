@@ -474,6 +474,17 @@ def test_a_hostile_cache_file_is_ignored(tmp_path, home, environ, content):
     assert recorder.manifest == load_manifest(path)
 
 
+def test_a_cache_for_another_application_is_not_used(tmp_path, home, environ):
+    path, file = _good_cache(tmp_path, home, environ)
+    good = read_cache(file)
+    document = good["manifest"]["document"]  # type: ignore[index]
+    other = {**document, "app": {**document["app"], "name": "other-app"}}
+    write_cache(file, {**good, "manifest": {**good["manifest"], "document": other}})  # type: ignore[dict-item]
+    cache = StartupCache.open(path, home, environ)
+    assert cache.manifest(path) == load_manifest(path)
+    assert cache._learnt  # read and validated again
+
+
 def test_a_cache_text_with_a_lone_surrogate_matches_no_file(tmp_path, home, environ):
     path, file = _good_cache(tmp_path, home, environ)
     good = read_cache(file)

@@ -16,7 +16,9 @@ folder once the user has agreed to recording, and uses them at the next start wh
 The file is a line ``consentry-startup <format> <CRC-32 of the rest>`` and a JSON document. It is written only
 after consent to record, atomically, and only when it changed. A file that cannot be read, is too large, damaged
 (its CRC), of another format or of another shape is ignored as if absent, and replaced by the next start that
-records. It holds nothing that the manifest file and the installed packages do not say.
+records. It holds nothing that the manifest file and the installed packages do not say, and it is trusted as the
+answer beside it is: the CRC tells damage, not someone who can write the application's folder (who could write
+the answer too).
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ class StartupCache:
         cached = self._content.get("manifest")
         if raw is not None and isinstance(cached, dict) and _same(cached.get("text"), raw):
             try:
-                return from_checked(cached["document"], str(Path(source)))  # the source as load_manifest names it
+                kept = from_checked(cached["document"], str(Path(source)))  # the source as load_manifest names it
             except (KeyError, TypeError, ValueError):
-                pass  # an entry of another shape: read the file again
+                kept = None  # an entry of another shape: read the file again
+            if kept is not None and self.file is not None and kept.name == self.file.parent.name:
+                return kept
         from consentry.manifest.parse import load_manifest, manifest_from_bytes  # noqa: PLC0415
 
         if raw is None:
