@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+
+TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO
 
 # Imported here, not when a lock is first taken: a forked child must never import a module for the first time
 # (see Recorder.prepare_for_fork).
@@ -46,16 +48,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     rename. A crash at any point leaves either the old file or the new one (and at worst a stray temporary).
     """
     make_private_dir(path.parent)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A name of our own rather than tempfile's: importing tempfile (random, shutil...) costs a short-lived tool
+    # more than the whole write. O_EXCL makes sure the file is new, and ours.
+    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        Path(temporary).replace(path)
+        temporary.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            Path(temporary).unlink()
+            temporary.unlink()
         raise
 
 

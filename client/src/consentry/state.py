@@ -12,7 +12,6 @@ process overwrites what another recorded meanwhile.
 from __future__ import annotations
 
 import datetime
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +39,8 @@ def load_secret(paths: AppPaths) -> bytes:
         pass
     except (OSError, ValueError):
         move_aside(paths.secret)
+    import secrets  # noqa: PLC0415 - once per install: not worth loading OpenSSL at every start
+
     secret = secrets.token_bytes(SECRET_BYTES)
     write_atomic(paths.secret, secret.hex().encode("ascii") + b"\n")
     return secret

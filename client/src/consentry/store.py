@@ -294,8 +294,14 @@ def merge_journal(paths: AppPaths, *, timeout: float | None = None) -> int:
     Damaged journal files are set aside and counted as dropped. Raises :class:`StoreError` (the store cannot be
     used now: the files stay for a later merge).
     """
-    result = Store(paths.store).merge(Journal(paths.journal), timeout=timeout)
-    if result.damaged:
+    store, journal = Store(paths.store), Journal(paths.journal)
+    merged = damaged = 0
+    while True:  # a transaction at most MERGE_LIMIT files long, until none is left
+        result = store.merge(journal, timeout=timeout)
+        merged, damaged = merged + result.merged, damaged + result.damaged
+        if result.merged + result.damaged < MERGE_LIMIT:
+            break
+    if damaged:
         with contextlib.suppress(OSError):
-            update_state(paths, lambda state: state.with_drop("damaged journal file", result.damaged))
-    return result.merged
+            update_state(paths, lambda state: state.with_drop("damaged journal file", damaged))
+    return merged

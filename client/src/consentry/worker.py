@@ -2,7 +2,7 @@
 
 One daemon thread per recorder. It never runs anything on the host's threads and never holds up its exit. It:
 
-- turns completed days into reports when it starts, and again after each midnight;
+- turns completed days into reports a few seconds after it starts, and again after each midnight;
 - flushes counts every ``flush_interval`` seconds (10 minutes by default) and at midnight (what was counted
   before midnight belongs to the day that ended);
 - counts a run once the process has lived a minute, and active time in 10-minute steps;
@@ -41,6 +41,9 @@ RUN_AFTER = 60.0
 STEP = 600.0
 #: Do not start another uploader within this many seconds of the last one.
 SPAWN_GAP = 3600.0
+#: The first reports and upload wait this long after start (seconds): a command-line tool that ends sooner hands
+#: them to the detached uploader at exit, instead of competing with the tool for its interpreter while it runs.
+SETTLE = 5.0
 
 
 def seconds_to_midnight(now: datetime.datetime) -> float:
@@ -145,16 +148,18 @@ class Worker:
         next_flush = started + self.flush_interval
         next_step = started + STEP
         run_at: float | None = started + RUN_AFTER
+        daily_at: float | None = started + SETTLE
         day = self.session.clock.today()
-        self._daily()
         while True:
             now = self._monotonic()
             deadlines = [next_flush, next_step, now + seconds_to_midnight(self.session.clock.now())]
-            if run_at is not None:
-                deadlines.append(run_at)
+            deadlines += [when for when in (run_at, daily_at) if when is not None]
             if self._stop.wait(max(0.05, min(deadlines) - now)):
                 return
             now = self._monotonic()
+            if daily_at is not None and now >= daily_at:
+                daily_at = None
+                self._daily()
             with guard():
                 if run_at is not None and now >= run_at:
                     self.recorder.add_run()
