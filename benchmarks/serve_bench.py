@@ -16,6 +16,8 @@ KIND is one of:
 - ``validate``: the same, also decoding and validating the report against the manifests (``Acceptor.accept``),
   without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts. These three
   start no storing process (they store nothing).
+- ``validate-standard``: ``validate`` with every body through the standard decoder (``consentry.wire.decode``)
+  instead of the fast decoder for canonical bodies: what the second decoder earns, at most, on ingest.
 - ``public``: the public side alone (``create_public_app``: API, open data, badges, pages), reading the public
   store beside DATABASE (``public.sqlite3`` in its folder); used by ``benchmarks/public.py``.
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
@@ -44,7 +46,17 @@ from consentry_server.config import Settings
 from consentry_server.ingest import read_body
 
 INGEST = "/v1/reports/{level}"
-KINDS = ("consentry", "consentry-thread", "empty", "echo", "validate", "public", "naive", "naive-rollback")
+KINDS = (
+    "consentry",
+    "consentry-thread",
+    "empty",
+    "echo",
+    "validate",
+    "validate-standard",
+    "public",
+    "naive",
+    "naive-rollback",
+)
 
 
 def settings_for(database: str) -> Settings:
@@ -101,7 +113,13 @@ def application(kind: str, database: str) -> object:
     app = create_app(settings.replace(storing_process=kind == "consentry"))
     state = app.state.consentry
     acceptor = Acceptor(state.settings, state.registry, rate_limiter(state.settings))
-    endpoints = {"empty": _empty, "echo": _echo, "validate": _validate(acceptor)}
+    standard = Acceptor(state.settings, state.registry, rate_limiter(state.settings), fast_decoding=False)
+    endpoints = {
+        "empty": _empty,
+        "echo": _echo,
+        "validate": _validate(acceptor),
+        "validate-standard": _validate(standard),
+    }
     if kind in endpoints:
         routes = app.router.routes
         [index] = [i for i, route in enumerate(routes) if isinstance(route, Route) and route.path == INGEST]

@@ -2,16 +2,17 @@
 
     python benchmarks/server.py [--quick] [--rows N] [--seconds S] [--rounds R] [--only PART ...]
 
-1. ingest throughput with durable storage (the real application on SQLite, as ``serve`` runs it: a serving
-   process and its storing process; a 2xx means committed) against the same server stack (same uvicorn
-   settings, same Starlette application and middleware) answering an empty 204 on the same route (target:
-   >= 0.5); beside them, the steps between the two in one process (reading the body, decoding and validating,
-   storing in a thread), which split a request's cost into its parts; and the CPU each used per request (server
-   processes and wrk, from /proc), set against what the targets of 1 and 2 leave per request on this machine's
-   cores (at a rate R, C cores give C / R seconds of CPU to each request: more than that, and no arrangement of
-   the same work reaches R);
-2. the same against a naive implementation of NAP-8's proposal (benchmarks/naive_nap8.py: FastAPI, pydantic
-   models of the report, one SQLite commit per request) under the same load (target: >= 10x);
+1. durable ingest against a naive implementation of NAP-8's proposal (benchmarks/naive_nap8.py: FastAPI,
+   pydantic models of the report, one SQLite commit per request) under the same load: reports per second per
+   core, that is per CPU-second of the server's processes (target: >= 5x), and the plain throughput ratio beside
+   it. The real application runs on SQLite as ``serve`` runs it (a serving process and its storing process; a 2xx
+   means committed). Beside them, for reference: the same server stack answering an empty 204 on the same route
+   (the ceiling the stack sets; the old ">= 0.5x of it" target is retired) and the steps between the two in one
+   process (reading the body, decoding and validating, storing in a thread), which split a request's cost into
+   its parts; and the CPU each used per request (server processes and wrk, from /proc);
+2. what each of the two alternatives earns, to keep it only if it earns at least 1.5x: the storing process
+   against storing in a thread of the serving process, and the fast decoder of canonical bodies against the
+   standard decoder (measured on decoding and validation alone, an upper bound of what it gives ingest);
 3. p99 latency at 80% of the maximum rate measured in 1, with a paced load;
 4. PostgreSQL with two server processes (each on its own port, the load split between them): throughput and p99
    (skipped, saying why, when the PostgreSQL backend or server binaries are not available);
@@ -333,6 +334,15 @@ def cpu_per_request(results: Sequence[Load]) -> tuple[list[float], float, float 
     return [cpu / requests * 1e6 for cpu in server], generator, idle
 
 
+def per_core_ratio(loads: dict[str, list[Load]], kind: str, baseline: str) -> float | None:
+    """How many more reports ``kind`` stores per CPU-second of its server processes than ``baseline``."""
+    ours, _, _ = cpu_per_request(loads[kind])
+    theirs, _, _ = cpu_per_request(loads[baseline])
+    if not sum(ours) or not sum(theirs):
+        return None  # no /proc: the servers' CPU was not measured
+    return sum(theirs) / sum(ours)
+
+
 def cpu_part(loads: dict[str, list[Load]], kinds: dict[str, str], targets: dict[str, float]) -> None:
     """Where the CPU goes, and what the throughput targets leave for it on this machine.
 
@@ -391,6 +401,7 @@ def ingest_part(args: argparse.Namespace, folder: Path, templates: Path, summary
         "empty": "empty 204, same stack",
         "echo": "  + read the body, answer JSON",
         "validate": "  + decode and validate against the manifests",
+        "validate-standard": "  + the same with the standard decoder only",
         "consentry-thread": "consentry, SQLite, durable, storing in a thread",
         "consentry": "consentry, SQLite, durable (storing process)",
     }
@@ -422,25 +433,35 @@ def ingest_part(args: argparse.Namespace, folder: Path, templates: Path, summary
             + f"{costs[1] - costs[0]:.0f} us, decoding and validation {costs[2] - costs[1]:.0f} us, rate limits, "
             + f"the writer and storage {costs[3] - costs[2]:.0f} us"
         )
-        print(
-            "    the storing process takes decoding, validation and storage off the serving process's core: "
-            f"{best['consentry'] / best['consentry-thread']:.2f}x the throughput of storing in a thread"
-        )
-        targets = {"the target of figure 1, 0.5x the empty 204": 0.5 * best["empty"]}
-        if naive:
-            targets["the target of figure 2, 10x the naive server"] = 10 * best["naive"]
+        targets = {"the target of figure 1, 5x the naive server": 5 * best["naive"]} if naive else {}
         cpu_part(loads, kinds, targets)
-        ratio = best["consentry"] / best["empty"]
-        print(f"1. durable ingest / empty 204 on the same stack: {ratio:.2f} (target >= 0.5: {at_least(ratio, 0.5)})")
-        summary.append(Target("1. durable ingest / empty 204", f"{ratio:.2f}", ">= 0.5", at_least(ratio, 0.5)))
         if naive:
+            per_core = per_core_ratio(loads, "consentry", "naive")
             times = best["consentry"] / best["naive"]
             rollback = best["consentry"] / best["naive-rollback"]
+            shown = f"{per_core:.2f}x" if per_core is not None else "not measured (no /proc)"
+            figure = per_core if per_core is not None else times
             print(
-                f"2. durable ingest / naive NAP-8 (WAL): {times:.2f}x (target >= 10x: {at_least(times, 10)}); "
-                f"against the naive server with SQLite's default journal: {rollback:.2f}x"
+                f"1. durable ingest / naive NAP-8, reports per second per core: {shown} "
+                f"(target >= 5x: {at_least(figure, 5)}); throughput {times:.2f}x (against the naive server with "
+                f"SQLite's default journal: {rollback:.2f}x)"
             )
-            summary.append(Target("2. consentry / naive NAP-8", f"{times:.2f}x", ">= 10x", at_least(times, 10)))
+            summary.append(
+                Target("1. consentry / naive NAP-8, per core", f"{figure:.2f}x", ">= 5x", at_least(figure, 5))
+            )
+        print(
+            f"   the empty 204 on the same stack, for reference (a ceiling, no longer a target): durable ingest is "
+            f"{best['consentry'] / best['empty']:.2f} of it"
+        )
+        storer = best["consentry"] / best["consentry-thread"]
+        decoder = best["validate"] / best["validate-standard"]
+        for name, ratio in (
+            ("the storing process / storing in a thread", storer),
+            ("the fast decoder / the standard decoder (decoding and validation alone)", decoder),
+        ):
+            verdict = "keep" if ratio >= 1.5 else "REMOVE: earns less than 1.5x"
+            print(f"2. {name}: {ratio:.2f}x ({verdict})")
+            summary.append(Target(f"2. {name.split(' / ')[0]}", f"{ratio:.2f}x", ">= 1.5x to keep", verdict))
 
         paced_part(args, by_kind, templates, best["consentry"], summary)
 
