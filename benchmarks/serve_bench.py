@@ -16,8 +16,6 @@ KIND is one of:
 - ``validate``: the same, also decoding and validating the report against the manifests (``Acceptor.accept``),
   without storing it. With ``empty`` and ``echo``, this splits the cost of a request into its parts. These three
   start no storing process (they store nothing).
-- ``validate-standard``: ``validate`` with every body through the standard decoder (``consentry.wire.decode``)
-  instead of the fast decoder for canonical bodies: what the second decoder earns, at most, on ingest.
 - ``public``: the public side alone (``create_public_app``: API, open data, badges, pages), reading the public
   store beside DATABASE (``public.sqlite3`` in its folder); used by ``benchmarks/public.py``.
 - ``naive``: the FastAPI + pydantic + one-commit-per-request baseline of :mod:`naive_nap8` on the SQLite file
@@ -52,7 +50,6 @@ KINDS = (
     "empty",
     "echo",
     "validate",
-    "validate-standard",
     "public",
     "naive",
     "naive-rollback",
@@ -86,13 +83,13 @@ def _validate(acceptor: Acceptor) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         body = await read_body(request, acceptor.settings.max_body_bytes)
         headers = request.headers
-        accepted = acceptor.accept(
+        report = acceptor.accept(
             request.path_params["level"],
             body,
             content_type=headers.get("content-type"),
             encoding=headers.get("content-encoding"),
         )
-        return JSONResponse({"status": "stored", "days": len(accepted.report.days)})
+        return JSONResponse({"status": "stored", "days": len(report.days)})
 
     return endpoint
 
@@ -113,12 +110,10 @@ def application(kind: str, database: str) -> object:
     app = create_app(settings.replace(storing_process=kind == "consentry"))
     state = app.state.consentry
     acceptor = Acceptor(state.settings, state.registry, rate_limiter(state.settings))
-    standard = Acceptor(state.settings, state.registry, rate_limiter(state.settings), fast_decoding=False)
     endpoints = {
         "empty": _empty,
         "echo": _echo,
         "validate": _validate(acceptor),
-        "validate-standard": _validate(standard),
     }
     if kind in endpoints:
         routes = app.router.routes
@@ -131,7 +126,9 @@ def main() -> None:
     kind, database = sys.argv[1:3]
     app = application(kind, database)
     sock = cli.bind("127.0.0.1", 0)
-    server = cli.uvicorn_server(app, settings_for(database))  # type: ignore[arg-type]
+    # The naive servers take a file, not a URL; uvicorn's settings are the same for every kind.
+    url = database if "://" in database else f"sqlite:///{database}"
+    server = cli.uvicorn_server(app, settings_for(url))  # type: ignore[arg-type]
 
     def announce() -> None:
         while not server.started:

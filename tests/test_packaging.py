@@ -90,7 +90,6 @@ def test_server_wheel_depends_on_the_client_and_its_chosen_libraries(tmp_path: P
             "psycopg-pool",
             "cryptography",
             "opentelemetry-proto",
-            "msgspec",
         },
         "noise": {"opendp"},
     }

@@ -1,7 +1,7 @@
 """Valid reports of every shape, and hypothesis strategies that break them in one place.
 
-Shared by the ingest fuzzing (``tests/server/test_ingest_fuzz.py``), which sends what they make to the
-application, and the fast decoder's tests (``tests/server/test_fast_decode.py``), which decode it both ways.
+Used by the ingest fuzzing (``tests/server/test_ingest_fuzz.py``), which sends what they make to the application,
+and by the digest tests (``tests/server/test_report_digests.py``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The order of checks is the order of cost: the content type and encoding, the size after decompression, strict
 decoding against the wire schema, the registered manifest, then the limit on the new reporters of the request's
 source and the per-reporter rate limit. Anything refused
-raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason. Canonical bodies (what
-Consentry clients send) are decoded by :func:`~consentry_server.fast_decode.decode_canonical`; any other body,
-and every refusal's reason, by the standard decoder :func:`consentry.wire.decode`.
+raises :class:`~consentry_server.validate.Rejection` with a machine-readable reason. Reports are decoded by the
+client's own strict decoder, :func:`consentry.wire.decode` (a second, faster decoder of canonical bodies earned
+1.09x on decoding and validation alone in ``benchmarks/server.py``, below the 1.5x that would justify two).
 
 An :class:`Acceptor` runs where reports are stored: in the serving process (with the writer thread) or in the
 storing process (:mod:`consentry_server.storing_process`), so that decoding does not share the serving
@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from consentry import strict_json
 from consentry.wire import Report, WireError, decode
 from consentry_server.config import Settings
-from consentry_server.fast_decode import decode_canonical
 from consentry_server.ratelimit import Rate, RateLimiter
 from consentry_server.registry import Registry
 from consentry_server.validate import Rejection, validate_report
 
 __all__ = [
-    "Accepted",
     "Acceptor",
     "check_content_type",
     "decode_text",
@@ -106,14 +104,6 @@ def utc_today() -> datetime.date:
     return datetime.datetime.now(datetime.timezone.utc).date()
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """A report fit to store, and its digest when decoding gave it for free (``None``: storage computes it)."""
-
-    report: Report
-    digest: bytes | None = None
-
-
 @dataclass
 class Acceptor:
     """Decodes and validates request bodies against the registered manifests, and limits each reporter."""
@@ -122,25 +112,20 @@ class Acceptor:
     registry: Registry
     limiter: RateLimiter
     today: Callable[[], datetime.date] = field(default=utc_today)
-    #: Canonical bodies through the fast decoder (off: every body through the standard one, as benchmarks compare).
-    fast_decoding: bool = True
 
-    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Accepted:
+    def accept(self, level: str, body: bytes, *, content_type: str | None, encoding: str | None) -> Report:
         """Decode and validate one request body; return the report to store, or raise :class:`Rejection`."""
         check_content_type(content_type)
         data = decompress(body, encoding, self.settings.max_report_bytes)
-        decoded = decode_canonical(data) if self.fast_decoding else None
-        if decoded is None:
-            try:
-                report, digest = decode(data, max_bytes=self.settings.max_report_bytes), None
-            except WireError as error:
-                raise Rejection(400, "invalid_report", error.path, error.reason) from None
-        else:
-            report, digest = decoded.report, decoded.digest
+        try:
+            report = decode(data, max_bytes=self.settings.max_report_bytes)
+        except WireError as error:
+            raise Rejection(400, "invalid_report", error.path, error.reason) from None
         catalog = self.registry.get(report.app, report.consent_version)
         if catalog is None:
             raise Rejection(400, "unknown_app", "app", f"{report.app!r} is not registered on this server")
-        stored = validate_report(
+        # The report as stored: validation may store plugins that are not public as 'other'.
+        return validate_report(
             report,
             catalog,
             path_level=level,
@@ -148,22 +133,20 @@ class Acceptor:
             future_days=self.settings.future_days,
             retention_days=self.settings.raw_retention_days,
         ).report
-        # The digest is of the report as stored: validation may have stored plugins that are not public as 'other'.
-        return Accepted(stored, digest if stored is report else None)
 
     def admit(
         self, level: str, body: bytes, *, content_type: str | None, encoding: str | None, source: str | None = None
-    ) -> Accepted:
+    ) -> Report:
         """:meth:`accept`, then the limits (429): new reporters of the source keyed ``source``, then the reporter's.
 
         ``source``: the key of the source (:meth:`RateLimiter.source_key`), never its address; ``None`` if unknown.
         """
-        accepted = self.accept(level, body, content_type=content_type, encoding=encoding)
-        wait = self.limiter.check_new_reporter(source, accepted.report.app, accepted.report.reporter)
+        report = self.accept(level, body, content_type=content_type, encoding=encoding)
+        wait = self.limiter.check_new_reporter(source, report.app, report.reporter)
         if wait is not None:
             message = f"this source sent reports of {self.settings.source_new_reporters_per_day} new reporters today"
             raise Rejection(429, "too_many_new_reporters", "reporter", message, retry_after=wait)
-        wait = self.limiter.check_reporter(accepted.report.app, accepted.report.reporter)
+        wait = self.limiter.check_reporter(report.app, report.reporter)
         if wait is not None:
             raise Rejection(429, "rate_limited", "reporter", "too many reports from this reporter", retry_after=wait)
-        return accepted
+        return report

@@ -96,14 +96,14 @@ class ThreadStorer:
     ) -> StoreOutcome:
         """Decode, validate, limit, then wait for the writer to commit the report."""
         if len(body) <= INLINE_BYTES:
-            accepted = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding, source=source)
+            report = self.acceptor.admit(level, body, content_type=content_type, encoding=encoding, source=source)
         else:
-            accepted = await run_in_threadpool(
+            report = await run_in_threadpool(
                 functools.partial(self.acceptor.admit, content_type=content_type, encoding=encoding, source=source),
                 level,
                 body,
             )
-        future = self.writer.submit(Arrival(accepted.report, received, country, accepted.digest))
+        future = self.writer.submit(Arrival(report, received, country))
         try:
             return await asyncio.wrap_future(future)
         except Exception as error:

@@ -333,7 +333,7 @@ def _accepting(
                 elif message[0] == "report":
                     _, number, level, body, content_type, encoding, received, country, source = message
                     try:
-                        accepted = acceptor.admit(
+                        report = acceptor.admit(
                             level, body, content_type=content_type, encoding=encoding, source=source
                         )
                     except Rejection as rejection:
@@ -347,7 +347,7 @@ def _accepting(
                         refusals.append(_message("failed", number, f"accepting failed: {type(error).__name__}"))
                         continue
                     when = datetime.datetime.fromtimestamp(received, datetime.timezone.utc)
-                    work.put(("arrival", number, Arrival(accepted.report, when, country, accepted.digest)))
+                    work.put(("arrival", number, Arrival(report, when, country)))
             connection.send(refusals)
     finally:
         work.put(_STOP)

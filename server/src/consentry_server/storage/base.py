@@ -91,16 +91,11 @@ class StorageUnavailable(Exception):  # noqa: N818 - a state of the database, no
 
 @dataclass(frozen=True)
 class Arrival:
-    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up).
-
-    ``digest``: the report's :func:`~consentry_server.storage.rows.report_digest` when it is already known
-    (decoding a canonical body gives it for free); ``None``, and storage computes it.
-    """
+    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up)."""
 
     report: Report
     received: datetime.datetime
     country: str | None = None
-    digest: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ class _Prepared:
         report = arrival.report
         return cls(
             arrival,
-            arrival.digest or report_digest(report),
+            report_digest(report),
             bytes.fromhex(report.reporter),
             fact_rows(report),
             {epoch_day(day): counter_rows(report, day) for day in report.days},

@@ -279,7 +279,7 @@ class SQLiteStorage:
         """Store one arrival; add the days whose rows changed to ``changed``."""
         report = arrival.report
         app_id = self._app_id(db, report.app)
-        digest = arrival.digest or report_digest(report)
+        digest = report_digest(report)
         level_id, version_id = self._name(report.level), self._name(report.app_version)
         reporter = bytes.fromhex(report.reporter)
         facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report).items()]
