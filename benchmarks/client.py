@@ -7,7 +7,8 @@
   (target: <= 1.05x) and with consent (target: <= 1.15x), the tool run again and again as a user would;
 - count() with consent against a plain dict increment in a function (target: <= 2x), and without consent
   (target: <= 1.5x);
-- the host's exit delay when the telemetry server hangs (target: <= 50 ms);
+- the host's exit delay when the telemetry server hangs (target: <= 50 ms), and when 8 hosts of 10,000 counts each
+  exit at the same moment while another process holds the local store (same target; every count must be stored);
 - the cost of flushing 1,000 distinct counters.
 
 Figures are medians over interleaved repetitions, so that the two sides see the same machine load.
@@ -19,6 +20,7 @@ import argparse
 import datetime
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -30,8 +32,11 @@ from pathlib import Path
 
 import consentry
 from consentry import FixedClock, Recorder
+from consentry.journal import Batch, DayMeta
 from consentry.manifest import loads_manifest
+from consentry.paths import Paths
 from consentry.session import AppSession
+from consentry.store import Store, merge_journal
 from consentry.switches import CI_VARIABLES
 
 
@@ -226,6 +231,85 @@ def exit_delay(home: Path, repeats: int) -> tuple[float, float]:
     return median_ms(delays["bare"]), median_ms(delays["consentry"])
 
 
+TOGETHER = """
+import os, sys, time
+{setup}
+for _ in range(10_000):
+    telemetry.count("event.1")
+print("ready", flush=True)
+while not os.path.exists({go!r}):
+    time.sleep(0.0005)
+print(time.time(), flush=True)
+"""
+
+
+BARE_TELEMETRY = """
+class Nothing:
+    def count(self, event):
+        pass
+telemetry = Nothing()
+"""
+
+
+def exit_together(home: Path, repeats: int, hosts: int = 8) -> tuple[float, float, int, int]:
+    """``hosts`` processes (10,000 counts each) exiting at once while another process holds the store.
+
+    Returns the median exit delay of the bare and the Consentry hosts, and the counts stored against counted.
+    """
+    manifest_path = home / "together.toml"
+    manifest_path.write_text(manifest_text("http://127.0.0.1:9"), encoding="utf-8")
+    manifest = consentry.load_manifest(manifest_path)
+    client_home = home / "together-home"
+    env = {"CONSENTRY_POLICY_FILE": str(home / "none.json")}
+    consentry.set_consent(manifest, "on", "basic", home=client_home, environ=env)
+    environment = python_environment(home / "pycache")
+    environment["CONSENTRY_POLICY_FILE"] = env["CONSENTRY_POLICY_FILE"]
+    paths = Paths(client_home).app(manifest.name)
+    Store(paths.store).add(Batch("bench", {datetime.date.today(): DayMeta("1.0")}))  # noqa: DTZ011 - local days
+    delays: dict[str, list[float]] = {"bare": [], "consentry": []}
+    counted = 0
+    for round_ in range(repeats):
+        for name, samples in delays.items():
+            go = home / f"go-{round_}-{name}"
+            setup = BARE_TELEMETRY if name == "bare" else SETUP
+            script = TOGETHER.format(setup=setup.format(manifest=str(manifest_path), home=str(client_home)), go=str(go))
+            running = [
+                subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=environment, text=True)
+                for _ in range(hosts)
+            ]
+            for process in running:
+                assert process.stdout is not None
+                assert process.stdout.readline().strip() == "ready"
+            blocker = sqlite3.connect(paths.store, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            ended: list[float] = [0.0] * len(running)
+            outputs: list[str] = [""] * len(running)
+
+            def wait(
+                index: int, process: subprocess.Popen[str], outputs: list[str] = outputs, ended: list[float] = ended
+            ) -> None:
+                outputs[index], _ = process.communicate(timeout=60)
+                ended[index] = time.time()
+
+            waiters = [threading.Thread(target=wait, args=item) for item in enumerate(running)]
+            for waiter in waiters:
+                waiter.start()
+            try:
+                go.touch()
+                for waiter in waiters:
+                    waiter.join(90)
+                samples.extend(end - float(out.split()[-1]) for end, out in zip(ended, outputs, strict=True))
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            counted += hosts * 10_001 if name == "consentry" else 0  # SETUP counts one more
+    merge_journal(paths)
+    record = Store(paths.store).read_day(datetime.date.today())  # noqa: DTZ011
+    stored = record.counters.get(("event", "event.1"), 0) if record else 0
+    subprocess.run(["pkill", "-f", f"consentry.uploader --home {client_home}"], check=False)
+    return median_ms(delays["bare"]), median_ms(delays["consentry"]), stored, counted
+
+
 # ---- flush -------------------------------------------------------------------------------------------------------
 def flush_cost(home: Path, repeats: int) -> tuple[float, float]:
     manifest = loads_manifest(manifest_text("https://bench.example.org", events=1000))
@@ -293,6 +377,14 @@ def main() -> None:
         print(
             f"exit with a hanging server: {consentry_exit:.1f} ms vs bare {bare_exit:.1f} ms: +{delay:.1f} ms "
             f"(target <= 50 ms: {verdict(delay <= 50)})"
+        )
+        bare_together, consentry_together, stored, counted = exit_together(home, max(2, repeats // 8))
+        delay = consentry_together - bare_together
+        print(
+            "8 hosts of 10,000 counts exiting together while another process holds the store: "
+            f"{consentry_together:.1f} ms vs bare {bare_together:.1f} ms: +{delay:.1f} ms each "
+            f"(target <= 50 ms: {verdict(delay <= 50)}); "
+            f"{stored:,} of {counted:,} counts stored ({'none lost' if stored == counted else 'COUNTS LOST'})"
         )
         empty, full = flush_cost(home, max(5, repeats // 3))
         print(

@@ -23,6 +23,7 @@ import pytest
 
 import consentry
 from consentry import AppSession, FixedClock, Manifest, MemoryTransport, NullRecorder, Recorder
+from consentry._files import exclusive
 from consentry.manifest import loads_manifest
 from consentry.paths import Paths
 from consentry.state import load_state, save_state
@@ -730,3 +731,21 @@ def test_drops_made_before_a_fork_are_recorded_once(full_recorder, home):
     assert _wait_child(pid, JOIN) == 0
     full_recorder.flush()
     assert load_state(Paths(home).app("napari-like")).drops == {"not in the manifest": 1}
+
+
+def test_one_uploader_an_hour_however_many_processes_exit(napari, home, environ, clock):
+    # Eight copies of a tool exiting together must start one detached uploader, not eight.
+    consentry.set_consent(napari, "on", "full", home=home, environ=environ, clock=clock)
+    recorders = [start(napari, home, environ, clock) for _ in range(3)]
+    sessions = [AppSession.open(napari, home=home, environ=environ, clock=clock) for _ in recorders]
+    workers = [Worker(recorder, session) for recorder, session in zip(recorders, sessions, strict=True)]
+    assert [worker._claim_spawn() for worker in workers] == [True, False, False]
+    marker = Paths(home).app(napari.name).uploader_started
+    an_hour_ago = time.time() - 3601
+    os.utime(marker, (an_hour_ago, an_hour_ago))
+    assert [worker._claim_spawn() for worker in workers] == [True, False, False]
+    with exclusive(Paths(home).app(napari.name).outbox_lock):  # an uploader at work: nobody starts another
+        os.utime(marker, (an_hour_ago, an_hour_ago))
+        assert workers[1]._claim_spawn() is False
+    for recorder in recorders:
+        recorder.close()

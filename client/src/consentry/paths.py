@@ -14,6 +14,7 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
     apps/<app>/quarantine/        pending files that turned out unreadable, set aside unsent
     apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes; reports the user rejected
     apps/<app>/outbox.lock        held while reports are built or sent
+    apps/<app>/uploader.started   when the last detached uploader was started
     apps/<app>/startup.cache      what a start with consent would otherwise work out again: the validated
                                   manifest and the application's version (see consentry._startup)
 """
@@ -69,6 +70,11 @@ class AppPaths:
     def state_lock(self) -> Path:
         """Held while ``state.json`` is read and rewritten."""
         return self.root / "state.lock"
+
+    @property
+    def uploader_started(self) -> Path:
+        """Touched (under ``outbox.lock``) when a detached uploader is started: at most one an hour."""
+        return self.root / "uploader.started"
 
     @property
     def outbox_lock(self) -> Path:

@@ -255,7 +255,8 @@ def purge_files(paths: AppPaths) -> None:
     Journal(paths.journal).clear()
     Store(paths.store).delete()
     Outbox(paths).clear()
-    for path in (paths.history, paths.state, paths.secret, paths.state_lock, paths.outbox_lock, paths.startup_cache):
+    kept_files = (paths.history, paths.state, paths.secret, paths.startup_cache)
+    for path in (*kept_files, paths.state_lock, paths.outbox_lock, paths.uploader_started):
         path.unlink(missing_ok=True)
     if paths.quarantine.is_dir():
         for path in paths.quarantine.iterdir():

@@ -114,11 +114,31 @@ class Worker:
                 return
             from consentry.uploader import can_spawn, spawn  # noqa: PLC0415 - only when an upload may start
 
-            if not can_spawn() or not self._due() or not self._anything_to_do():
+            if not can_spawn() or not self._due() or not self._anything_to_do() or not self._claim_spawn():
                 return
             self.uploads += 1
             self._last_spawn = self._monotonic()
             self._child = spawn(self.session.home.home, self.session.manifest.name)
+
+    def _claim_spawn(self) -> bool:
+        """Whether this process may start the detached uploader: none was started by any process this past hour.
+
+        Eight copies of a tool exiting together start one uploader, not eight. The claim is made under the outbox
+        lock, which a running uploader holds too.
+        """
+        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
+
+        marker = self.session.paths.uploader_started
+        with exclusive(self.session.paths.outbox_lock) as held:
+            if not held:
+                return False
+            try:
+                if time.time() - marker.stat().st_mtime < SPAWN_GAP:
+                    return False
+            except OSError:
+                pass
+            marker.touch()
+            return True
 
     def _anything_to_do(self) -> bool:
         """Whether there are reports, journal files or a store to look at (without opening any of them)."""
@@ -211,11 +231,14 @@ class Worker:
         if self._child is not None or self._monotonic() - self._last_spawn < SPAWN_GAP:
             return
         self._last_spawn = self._monotonic()
-        self.uploads += 1
         if self.transport is None and can_spawn():
+            if not self._claim_spawn():
+                return
+            self.uploads += 1
             self._child = spawn(self.session.home.home, self.session.manifest.name)
             if self._child is not None:
                 return
+        self.uploads += 1
         from consentry.transport import HttpTransport  # noqa: PLC0415 - only when this process uploads itself
         from consentry.upload import USER_AGENT  # noqa: PLC0415
 
