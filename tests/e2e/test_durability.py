@@ -22,7 +22,7 @@ import pytest
 
 from consentry.manifest import load_manifest
 from consentry.wire import Report, encode
-from support.e2e import run
+from support.e2e import NO_RATE_LIMITS, run, utc_yesterday
 from support.paths import NAPARI
 from support.processes import Started, script, start, stop
 
@@ -30,16 +30,6 @@ REPORTS = 600
 SENDERS = 16
 KILL_AFTER = 100  # acknowledgements before the kill: the rest are still being sent
 EPOCH = datetime.date(1970, 1, 1)
-CONFIG = """
-source_rate_per_minute = 1000000
-source_burst = 1000000
-reporter_rate_per_minute = 1000000
-reporter_burst = 1000000
-"""
-
-
-def utc_yesterday() -> datetime.date:
-    return datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
 
 
 def reports() -> list[Report]:
@@ -122,7 +112,7 @@ def acknowledged_rows(acknowledged: list[Report]) -> set[tuple[str, int]]:
 def run_and_kill(database: str, tmp_path: Path) -> tuple[list[Report], int]:
     """Register the manifest, serve ``database``, load it, SIGKILL it; return the acknowledged reports."""
     config = tmp_path / "server.toml"
-    config.write_text(CONFIG, "utf-8")
+    config.write_text(NO_RATE_LIMITS, "utf-8")
     options = ["--config", str(config), "--db", database, "--public-db", str(tmp_path / "public.sqlite3")]
     env = {key: value for key, value in os.environ.items() if key != "CONSENTRY_ADMIN_TOKEN"}
     added = run([script("consentry-server"), "apps", "add", *options, str(NAPARI)], env)

@@ -8,7 +8,6 @@ twice, and the two hosts' publications identical.
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import http.client
 import os
@@ -22,28 +21,18 @@ import pytest
 from consentry.manifest import load_manifest
 from consentry.wire import Report, encode
 from consentry_server.storage.public import PublicStore
-from support.e2e import run
+from support.e2e import NO_RATE_LIMITS, run, utc_yesterday
 from support.paths import NAPARI
 from support.processes import Started, script, start, stop
 
 REPORTERS = 240  # distinct installs; k (the reporter threshold) is 10
 SENDERS = 8  # threads per server
-CONFIG = """
-source_rate_per_minute = 1000000
-source_burst = 1000000
-reporter_rate_per_minute = 1000000
-reporter_burst = 1000000
-"""
-
-
-def _yesterday() -> datetime.date:
-    return datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
 
 
 def _reports() -> list[Report]:
     """One napari-like 'full' report per reporter, each counting its own number of images; some sent twice."""
     napari = load_manifest(NAPARI)
-    day = _yesterday()
+    day = utc_yesterday()
     made = [
         Report(
             app=napari.name,
@@ -84,7 +73,7 @@ def _options(database: str, public: Path, config: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_ingest_hosts_and_two_aggregations_publish_exact_totals(tmp_path, fresh_postgres_url):
     config = tmp_path / "server.toml"
-    config.write_text(CONFIG, "utf-8")
+    config.write_text(NO_RATE_LIMITS, "utf-8")
     env = {key: value for key, value in os.environ.items() if key != "CONSENTRY_ADMIN_TOKEN"}
     publics = [tmp_path / f"public-{host}.sqlite3" for host in ("a", "b")]
     added = run(
@@ -135,7 +124,7 @@ def test_two_ingest_hosts_and_two_aggregations_publish_exact_totals(tmp_path, fr
         published = run([script("consentry-server"), "publish", *_options(fresh_postgres_url, public, config)], env)
         assert published.returncode == 0, published.stderr.decode()
 
-    day = _yesterday().isoformat()
+    day = utc_yesterday().isoformat()
     expected_images = sum(1 + number % 5 for number in range(REPORTERS))
     tables = []
     for public in publics:

@@ -65,3 +65,17 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 def yesterday_noon() -> FixedClock:
     day = datetime.date.today() - datetime.timedelta(days=1)  # noqa: DTZ011 - reports cover the user's local days
     return FixedClock(datetime.datetime.combine(day, datetime.time(12), datetime.timezone.utc))
+
+
+#: Server settings that lift the per-source and per-reporter rate limits: the load of a test comes from 127.0.0.1.
+NO_RATE_LIMITS = """
+source_rate_per_minute = 1000000
+source_burst = 1000000
+reporter_rate_per_minute = 1000000
+reporter_burst = 1000000
+"""
+
+
+def utc_yesterday() -> datetime.date:
+    """The server's yesterday (UTC): the newest day a report about a complete day can cover."""
+    return datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
