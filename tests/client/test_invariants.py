@@ -378,7 +378,10 @@ DAY = datetime.date(2026, 11, 18)
 
 
 def _status(path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
+    """``consentry status`` as the user runs it: their home, outside CI (where nothing is recorded)."""
     monkeypatch.setenv("CONSENTRY_HOME", str(home))
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     capsys.readouterr()
     assert cli_main(["status", APP, "--manifest", str(path), "--json"]) == 0
     return json.loads(capsys.readouterr().out)
