@@ -281,3 +281,24 @@ def test_damaged_bookkeeping_never_claims_a_second_first_report(home, environ, m
     assert [report.days for report in reports] == [(DAY + datetime.timedelta(days=1),)] * 2
     assert {report.first_report for report in reports} == {False}
     assert json.loads(state.read_bytes())["first_day"] == "unknown"
+
+
+def test_status_counts_what_waits_for_the_user_only_where_something_can_be_sent(
+    cli_home, manifest_path, manifest, capsys
+):
+    assert main(["local", APP, "--manifest", str(manifest_path)]) == ExitCode.OK
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)  # noqa: DTZ011 - the CLI's clock is the real one
+    record(manifest, cli_home, {}, at(yesterday, 12))
+    capsys.readouterr()
+
+    def status() -> tuple[int, int]:
+        assert main(["status", APP, "--json"]) == ExitCode.OK
+        document = json.loads(capsys.readouterr().out)
+        return document["pending_reports"], document["waiting_approval"]
+
+    assert main(["preview", APP, "--raw"]) == ExitCode.OK
+    capsys.readouterr()
+    assert status() == (2, 0)  # kept on this computer: nothing is ever sent in local mode
+    assert main(["ask", APP, "--manifest", str(manifest_path)]) == ExitCode.OK
+    capsys.readouterr()
+    assert status() == (2, 2)

@@ -123,7 +123,9 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
         "reason": decision.reason,
         "ask_again": decision.ask,
         "pending_reports": len(pending),
-        "waiting_approval": sum(1 for r in pending if not r.approved and not decision.sends_unasked(r.epoch)),
+        "waiting_approval": sum(  # in local mode (or switched off) nothing is sent at all: none waits for you
+            1 for r in pending if decision.send and not r.approved and not decision.sends_unasked(r.epoch)
+        ),
         "last_upload": state.last_success.isoformat() if state and state.last_success else None,
         "reporter_id_this_week": _this_week_reporter(session),
         "data_folder": str(session.paths.root),
