@@ -29,6 +29,7 @@ __all__ = [
     "SCHEMA_ID",
     "SCHEMA_VERSION",
     "SYSTEM_FIELDS",
+    "UNKNOWN_DURATION",
     "VERSION",
     "json_schema",
 ]
@@ -123,6 +124,9 @@ SYSTEM_FIELDS: dict[str, Str | Enum] = {
 }
 
 DURATIONS = ("<1s", "1-10s", "10-60s", "1-10min", "10-60min", "1h+")
+#: The duration of a command run whose sender did not measure it (dfx records with a null execution time); the
+#: client itself always measures, so it never sends this.
+UNKNOWN_DURATION = "unknown"
 DATA_SIZES = ("SMALL", "MEDIUM", "LARGE", "VERY_LARGE")
 
 
@@ -174,7 +178,9 @@ COMMAND = Object(
             required=False,
             default=dict,
         ),
-        "duration": Field(Enum(DURATIONS, "Duration bucket.")),
+        "duration": Field(
+            Enum((*DURATIONS, UNKNOWN_DURATION), "Duration bucket; 'unknown' when the sender did not measure it.")
+        ),
         "exit_code": Field(Int(0, 255, description="Exit status; 0 is success.")),
         "exception": Field(Nullable(EXCEPTION_NAME), required=False, default=lambda: None),
         "count": Field(COUNT),
