@@ -13,6 +13,7 @@ import pytest
 import consentry
 from consentry.manifest import loads_manifest, loads_plugin_manifest
 from consentry_server.config import Settings
+from consentry_server.otlp.spans import command_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -53,6 +54,14 @@ def test_manifest_examples_parse(example: str) -> None:
     else:
         manifest = loads_manifest(example)
         assert manifest.commands["call"].params["format"] == ("hic", "cool", "mcool")
+
+
+def test_the_otlp_page_declares_stripepys_spans_as_it_says() -> None:
+    [example] = blocks(DOCS / "otlp.md", "toml")
+    manifest = loads_manifest(example)
+    for span in ("call", "plot", "plot cm", "plot contact-map"):
+        assert command_name(span) in manifest.commands, span
+    assert manifest.commands["call"].params["low_memory"] == ("true", "false")
 
 
 def test_every_server_setting_is_documented() -> None:

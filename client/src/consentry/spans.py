@@ -76,9 +76,12 @@ def exception_name(error: BaseException | type[BaseException] | None) -> str | N
 
 
 def _param_value(allowed: tuple[str, ...], value: object) -> str | bool:
-    if value is None or value is False:
+    if value is None:
         return False
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool):  # a value, "true" or "false", where the manifest lists it; else a flag
+        text = "true" if value else "false"
+        return text if text in allowed else value
+    if not isinstance(value, (str, int, float)):
         return True
     try:
         text = str(value)
@@ -93,7 +96,8 @@ def command_key(
     """The stored key of one command run: name, allow-listed parameters, duration bucket, exit code, exception.
 
     Parameters the manifest does not declare are left out; a declared parameter not passed (or passed as
-    ``None`` or ``False``) is recorded as not given.
+    ``None``) is recorded as not given. A boolean is the value ``"true"`` or ``"false"`` where the manifest
+    allows that value; otherwise it is a flag: ``True`` is given, ``False`` not given.
     """
     values = {name: _param_value(allowed, params.get(name)) for name, allowed in spec.params.items()}
     exit_code = exit_code if 0 <= exit_code <= 255 else 255  # noqa: PLR2004 - the range of exit statuses

@@ -1,13 +1,16 @@
 """From OTLP spans to command runs, as the client's command spans record them.
 
 A span is one run of the command named by the span's name, on the UTC day the span ended (its start and its
-end must both fall on days native ingest accepts). Its duration goes into the client's duration buckets, its
+end must both fall on days native ingest accepts). A name of several words is the command whose name joins
+them with ``/``, as the client's ``cli_tool`` names nested subcommands and the dfx adapter dfx's commands:
+StripePy's ``plot cm`` is the manifest's ``plot/cm``. Its duration goes into the client's duration buckets, its
 status gives the exit status (0 for OK and UNSET, 1 for ERROR, or ``process.exit.code`` / ``exit.code`` when
 the span carries one from 0 to 255), an ``exception`` event gives the exception's class name (never its
 message or stack trace). Span attributes named like a parameter the manifest declares for the command
 (``format``, or ``params.format`` as StripePy sends them) become its parameters, through the same allow-list
-as native spans (:func:`consentry.spans.command_key`); every other attribute is dropped and counted. Trace and
-span ids, links, other events and the status message are never read.
+as native spans (:func:`consentry.spans.command_key`): a boolean is ``"true"`` or ``"false"`` where the
+manifest allows that value. Every other attribute is dropped and counted. Trace and span ids, links, other
+events and the status message are never read.
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from consentry_server.catalog import Catalog
 from consentry_server.otlp.resource import attribute_map, describe_resource
 from consentry_server.otlp.tally import DayWindow, Refused, Tally
 
-__all__ = ["EXIT_CODE_ATTRIBUTES", "exception_type", "map_spans", "utc_day"]
+__all__ = ["EXIT_CODE_ATTRIBUTES", "command_name", "exception_type", "map_spans", "utc_day"]
 
 #: Span attributes that carry the exit status of the run: the semantic conventions' and a shorter spelling.
 EXIT_CODE_ATTRIBUTES = ("process.exit.code", "exit.code")
 _PARAM_PREFIX = "params."
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MAX_TYPE = 1000
+#: Longest span name looked up: a declared command's name has at most 128 characters, a few words a few more.
+_MAX_NAME = 1000
 _NANOSECONDS = 1_000_000_000
 
 
@@ -57,7 +62,14 @@ def _scalar(value: AnyValue) -> object:
         return None
     if kind in ("string_value", "bool_value", "int_value", "double_value"):
         return getattr(value, kind)
-    return True
+    return value  # no scalar: only "given", even where "true" is an allowed value
+
+
+def command_name(span_name: str) -> str | None:
+    """The manifest's name of the command a span names: its words joined by ``/`` (``plot cm`` is ``plot/cm``)."""
+    if len(span_name) > _MAX_NAME:
+        return None
+    return "/".join(span_name.split()) or None
 
 
 def _exit_code(value: AnyValue) -> int | None:
@@ -94,11 +106,13 @@ def _exception(span: Span) -> str | None:
 
 def _run(span: Span, manifest: Manifest, window: DayWindow) -> tuple[datetime.date, str, int]:
     """``(day, stored key, attributes dropped)`` of one span; :class:`Refused` if it cannot be a command run."""
-    if not span.name:
+    if not span.name.strip():
         raise Refused("span_without_name", "a span has no name")
-    spec = manifest.commands.get(span.name)
+    name = command_name(span.name)
+    spec = manifest.commands.get(name) if name is not None else None
     if spec is None:
-        raise Refused("command_not_in_manifest", f"{manifest.name!r} declares no command {span.name!r}")
+        named = "" if name in (None, span.name) else f" (span {span.name!r})"
+        raise Refused("command_not_in_manifest", f"{manifest.name!r} declares no command {name or span.name!r}{named}")
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if not start or not end or end < start:
         raise Refused("bad_timestamps", "a span needs a start and an end time, the end not before the start")
