@@ -87,7 +87,11 @@ class _Admin:
         count = await run_in_threadpool(self.storage.report_count)
         apps = await run_in_threadpool(self.storage.apps)
         tables = await run_in_threadpool(self.storage.statistics)
-        return JSONResponse({"report_rows": count, "apps": apps, "refused": self.drops.snapshot(), "tables": tables})
+        dropped = await run_in_threadpool(self.storage.dropped)
+        refused = self.drops.snapshot()
+        return JSONResponse(
+            {"report_rows": count, "apps": apps, "refused": refused, "dropped": dropped, "tables": tables}
+        )
 
     async def export(self, request: Request) -> Response:
         app = request.path_params["app"]

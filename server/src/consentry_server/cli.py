@@ -97,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = apps_sub.add_parser("add", help="register manifest files", description="Register manifest files.")
     _common(add)
     add.add_argument("files", nargs="+", metavar="FILE", help="application or plugin manifests (.toml or .json)")
-    listing = apps_sub.add_parser("list", help="list registered applications", description="List applications.")
+    listing = apps_sub.add_parser(
+        "list",
+        help="list registered applications",
+        description="List applications, each with what ingest dropped from its accepted uploads (undeclared or "
+        "invalid rows, records and parameters of the seed formats), by reason, over the request log kept.",
+    )
     _common(listing)
 
     aggregate = sub.add_parser(
@@ -296,11 +301,15 @@ def _cmd_apps(args: argparse.Namespace) -> int:
     storage = open_storage(settings)
     try:
         if args.apps_command == "list":
+            dropped = storage.dropped()
             for app in storage.apps():
                 catalog = storage.catalog(app)
                 versions = len(catalog.versions) if catalog else 0
                 plugins = ", ".join(sorted(catalog.plugins)) if catalog else ""
                 sys.stdout.write(f"{app}  ({versions} version(s){'; plugins: ' + plugins if plugins else ''})\n")
+                if dropped.get(app):
+                    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped[app].items()))
+                    sys.stdout.write(f"  dropped from uploads in the request log kept: {reasons}\n")
             return 0
         failed = 0
         for file in args.files:

@@ -14,6 +14,7 @@ and are tested by the same tests. Semantics every backend keeps:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Literal, Protocol
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report
 from consentry_server.catalog import Catalog
-from consentry_server.storage.rows import COUNTER_KINDS, KIND_NAMES
+from consentry_server.storage.rows import COUNTER_KINDS, FIRST_REPORT_UNKNOWN, KIND_NAMES
 
 __all__ = [
     "CONTRIBUTION_CAP",
@@ -43,6 +44,7 @@ __all__ = [
     "StoreOutcome",
     "ValueRow",
     "counter_aggregates",
+    "unknown_new_installs",
     "epoch_day",
     "export_record",
     "from_epoch_day",
@@ -91,11 +93,17 @@ class StorageUnavailable(Exception):  # noqa: N818 - a state of the database, no
 
 @dataclass(frozen=True)
 class Arrival:
-    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up)."""
+    """A validated report as it arrived: when, and the country it came from (``None``: unknown or not looked up).
+
+    ``first_report_known`` is false for a report made from what cannot tell an install's first report from its
+    others (an OTLP export): it is stored with the fact :data:`~.rows.FIRST_REPORT_UNKNOWN`, and the new installs
+    of the periods it falls in are unknown (:func:`unknown_new_installs`).
+    """
 
     report: Report
     received: datetime.datetime
     country: str | None = None
+    first_report_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,13 +116,20 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class RequestLog:
-    """One line of the request log: never an address, never a payload."""
+    """One line of the request log: never an address, never a payload.
+
+    A refused request is one line (its status and code). An accepted upload that dropped items (a seed format's
+    rows, records or parameters the manifest does not declare, or that are not valid) adds one line per reason:
+    status 2xx, the reason as ``code``, the application as ``app`` and how many items as ``dropped``.
+    """
 
     time: datetime.datetime
     route: str
     status: int
     code: str
     size: int
+    app: str | None = None
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,8 @@ class RetentionResult:
 class InstallRow:
     """Distinct reporters (installs) of an application at a level in a period, and how many were new.
 
-    ``new_installs`` is ``None`` once published if it had to be hidden: it is a count of reporters too.
+    ``new_installs`` is ``None`` where it is unknown (:func:`unknown_new_installs`), and once published if it had
+    to be hidden: it is a count of reporters too.
     """
 
     app: str
@@ -259,6 +275,10 @@ class Storage(Protocol):
         """Row counts per table, for operators."""
         ...
 
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """What accepted uploads dropped, per application and reason, summed over the request log kept."""
+        ...
+
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
         """Roll the changed days up per day, ISO week and month; return every aggregate."""
         ...
@@ -289,13 +309,36 @@ class Storage(Protocol):
 
 
 def store_report(
-    storage: Storage, report: Report, *, received: datetime.datetime, country: str | None = None
+    storage: Storage,
+    report: Report,
+    *,
+    received: datetime.datetime,
+    country: str | None = None,
+    first_report_known: bool = True,
 ) -> StoreOutcome:
     """Store one report through :meth:`Storage.store_batch`; raise what storing it raised."""
-    [outcome] = storage.store_batch([Arrival(report, received, country)])
+    [outcome] = storage.store_batch([Arrival(report, received, country, first_report_known)])
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def unknown_new_installs(installs: Iterable[InstallRow], values: Iterable[ValueRow]) -> list[InstallRow]:
+    """``installs``, with ``new_installs`` ``None`` in the periods where it is unknown.
+
+    That is where some reporter of the application could not tell whether it was new: the ``values`` hold a
+    :data:`~.rows.FIRST_REPORT_UNKNOWN` row for the period (every level of it: the row is the application's).
+    Counting only the reporters that could tell would be a number too small, shown as if it were the count.
+    """
+    unknown = {
+        (row.app, row.period, row.start)
+        for row in values
+        if (row.field, row.value) == FIRST_REPORT_UNKNOWN and row.reporters > 0
+    }
+    return [
+        dataclasses.replace(row, new_installs=None) if (row.app, row.period, row.start) in unknown else row
+        for row in installs
+    ]
 
 
 def counter_aggregates(rows: Iterable[tuple[str, str, int, int, str, int, int]]) -> Iterator[CounterRow]:

@@ -151,6 +151,15 @@ SQLITE: Sequence[Migration] = (
         );
         """,
     ),
+    Migration(
+        "0004_request_log_drops",
+        """
+        -- What an accepted upload dropped (a seed format's undeclared or invalid rows, records, parameters): one
+        -- line per reason, with the application and how many items (NULL and 0 on the lines of refused requests).
+        ALTER TABLE request_log ADD COLUMN app TEXT;
+        ALTER TABLE request_log ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 

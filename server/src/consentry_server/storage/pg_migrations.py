@@ -155,4 +155,12 @@ POSTGRESQL: Sequence[Migration] = (
         );
         """,
     ),
+    Migration(
+        "0003_request_log_drops",
+        """
+        -- What an accepted upload dropped (a seed format's undeclared or invalid rows, records, parameters): one
+        -- line per reason, with the application and how many items (NULL and 0 on the lines of refused requests).
+        ALTER TABLE request_log ADD COLUMN app text COLLATE "C", ADD COLUMN dropped bigint NOT NULL DEFAULT 0;
+        """,
+    ),
 )

@@ -49,6 +49,7 @@ from consentry_server.storage.base import (
     export_record,
     from_epoch_day,
     period_start,
+    unknown_new_installs,
 )
 from consentry_server.storage.migrations import pending
 from consentry_server.storage.pg_migrations import PARTITIONED, POSTGRESQL
@@ -215,7 +216,7 @@ class _Prepared:
             arrival,
             report_digest(report),
             bytes.fromhex(report.reporter),
-            fact_rows(report),
+            fact_rows(report, first_report_known=arrival.first_report_known),
             {epoch_day(day): counter_rows(report, day) for day in report.days},
         )
 
@@ -591,14 +592,17 @@ class PostgreSQLStorage:
             return
         with self._connection() as conn:
             conn.execute(
-                "INSERT INTO request_log (time, route, status, code, size) "
-                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::text[], %s::bigint[])",
+                "INSERT INTO request_log (time, route, status, code, size, app, dropped) "
+                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::text[], %s::bigint[], "
+                "%s::text[], %s::bigint[])",
                 (
                     [int(entry.time.timestamp()) for entry in entries],
                     [entry.route for entry in entries],
                     [entry.status for entry in entries],
                     [entry.code for entry in entries],
                     [entry.size for entry in entries],
+                    [entry.app for entry in entries],
+                    [entry.dropped for entry in entries],
                 ),
             )
 
@@ -716,6 +720,15 @@ class PostgreSQLStorage:
             counts["partitions"] = len(self._partition_days(conn)["reports"])
         return counts
 
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """What accepted uploads dropped, per application and reason, over the request log kept."""
+        query = "SELECT app, code, sum(dropped) FROM request_log WHERE app IS NOT NULL GROUP BY app, code"
+        out: dict[str, dict[str, int]] = {}
+        with self._connection() as conn:
+            for app, code, n in conn.execute(query).fetchall():
+                out.setdefault(app, {})[code] = int(n)
+        return out
+
     # ---- aggregation --------------------------------------------------------------------------------------
     def aggregate(self, progress: Progress | None = None) -> AggregateTables:
         """Recompute the day, week and month buckets of the days changed since the last run."""
@@ -809,7 +822,7 @@ class PostgreSQLStorage:
                     "JOIN names n ON n.id = v.value_id ORDER BY 1, 2, 3, 4, 5"
                 )
             ]
-        return AggregateTables(installs, counters, values)
+        return AggregateTables(unknown_new_installs(installs, values), counters, values)
 
     # ---- the privacy ledger -------------------------------------------------------------------------------
     def aggregation_runs(self) -> int:

@@ -32,7 +32,16 @@ import json
 
 from consentry.wire import Report, to_json
 
-__all__ = ["COUNTER_KINDS", "KIND_NAMES", "canonical", "counter_rows", "fact_rows", "first_report_on", "report_digest"]
+__all__ = [
+    "COUNTER_KINDS",
+    "FIRST_REPORT_UNKNOWN",
+    "KIND_NAMES",
+    "canonical",
+    "counter_rows",
+    "fact_rows",
+    "first_report_on",
+    "report_digest",
+]
 
 COUNTER_KINDS = {
     "event": 0,
@@ -50,6 +59,9 @@ COUNTER_KINDS = {
     "data_size": 12,
 }
 KIND_NAMES = {number: name for name, number in COUNTER_KINDS.items()}
+#: The fact (key, value) of a report whose sender cannot tell whether it is its install's first, as OTLP
+#: exports cannot: the new installs of the periods it falls in are unknown (see ``storage.base``).
+FIRST_REPORT_UNKNOWN = ("first_report", "unknown")
 
 
 _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -74,11 +86,16 @@ def first_report_on(report: Report, day: datetime.date) -> bool:
     return report.first_report and day == min(report.days)
 
 
-def fact_rows(report: Report) -> dict[str, str]:
-    """The facts of a report: ``system.<field>``, ``dependency.<name>`` and ``plugin.<name>`` to their values."""
+def fact_rows(report: Report, *, first_report_known: bool = True) -> dict[str, str]:
+    """The facts of a report: ``system.<field>``, ``dependency.<name>`` and ``plugin.<name>`` to their values.
+
+    And :data:`FIRST_REPORT_UNKNOWN` when its sender could not tell whether it was its install's first.
+    """
     facts = {f"system.{key}": value for key, value in report.system.items()}
     facts.update((f"dependency.{key}", value) for key, value in report.dependencies.items())
     facts.update((f"plugin.{plugin.name}", plugin.version) for plugin in report.plugins)
+    if not first_report_known:
+        facts[FIRST_REPORT_UNKNOWN[0]] = FIRST_REPORT_UNKNOWN[1]
     return facts
 
 

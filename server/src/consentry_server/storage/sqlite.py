@@ -39,6 +39,7 @@ from consentry_server.storage.base import (
     export_record,
     from_epoch_day,
     period_start,
+    unknown_new_installs,
 )
 from consentry_server.storage.migrations import SQLITE, pending
 from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
@@ -282,7 +283,8 @@ class SQLiteStorage:
         digest = report_digest(report)
         level_id, version_id = self._name(report.level), self._name(report.app_version)
         reporter = bytes.fromhex(report.reporter)
-        facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report).items()]
+        known = arrival.first_report_known
+        facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report, first_report_known=known).items()]
         received = int(arrival.received.timestamp())
         statuses = []
         for day in report.days:
@@ -356,8 +358,8 @@ class SQLiteStorage:
             return
         with self._transaction() as db:
             db.executemany(
-                "INSERT INTO request_log (time, route, status, code, size) VALUES (?, ?, ?, ?, ?)",
-                [(int(e.time.timestamp()), e.route, e.status, e.code, e.size) for e in entries],
+                "INSERT INTO request_log (time, route, status, code, size, app, dropped) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(int(e.time.timestamp()), e.route, e.status, e.code, e.size, e.app, e.dropped) for e in entries],
             )
 
     def apply_retention(self, *, raw_before: datetime.date, logs_before: datetime.datetime) -> RetentionResult:
@@ -408,6 +410,15 @@ class SQLiteStorage:
                 table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - ours
                 for table in tables
             }
+
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """What accepted uploads dropped, per application and reason, over the request log kept."""
+        query = "SELECT app, code, SUM(dropped) FROM request_log WHERE app IS NOT NULL GROUP BY app, code"
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for app, code, n in self._db.execute(query).fetchall():
+                out.setdefault(app, {})[code] = int(n)
+        return out
 
     def backup(self, target: Path) -> int:
         """Copy the database into the new file ``target``; return how many (report, day) rows the copy holds.
@@ -559,7 +570,7 @@ class SQLiteStorage:
                     "SELECT * FROM agg_values ORDER BY app, period, start, field, value"
                 )
             ]
-        return AggregateTables(installs, counters, values)
+        return AggregateTables(unknown_new_installs(installs, values), counters, values)
 
     # ---- the privacy ledger -------------------------------------------------------------------------------
     def aggregation_runs(self) -> int:
