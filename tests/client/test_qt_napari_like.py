@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 import support.qt  # noqa: F401 - first: chooses the offscreen platform and the binding, or skips without Qt
 from consentry.paths import Paths
+from consentry.qt import Answer
 from consentry.store import Store
 from consentry_examples.napari_like.gui import PLUGIN_VERSION, ViewerWindow, launch, main
 from support.qt import QApplication, QPoint, Qt, QTest, QTimer, application, process_events
@@ -148,4 +150,77 @@ def test_main_runs_the_viewer_until_its_window_is_closed(tmp_path, monkeypatch) 
     assert main(["napari-like"]) == 0
     assert len(seen) == 1
     assert seen[0].layers.count() == 1
+    assert written(home) == []
+
+
+# NAP-8's sample "command_usage": the commands NAP-8's full level counts, by napari's command ids.
+NAP8_COMMANDS = (
+    "napari:window:file:open_files_dialog",
+    "napari:window:file:copy_canvas_screenshot",
+    "napari:window:file:restart",
+    "napari:window:file:close",
+)
+
+
+def test_each_command_of_nap8s_sample_is_counted_from_the_viewer_s_menu(start, home, clock) -> None:
+    window = start()
+    assert window.telemetry.dialog is not None
+    QTest.mouseClick(window.telemetry.dialog.yes_button, Qt.MouseButton.LeftButton)  # the default level: basic
+    window.telemetry.answer(Answer("on", "full"))
+    process_events()
+    assert set(NAP8_COMMANDS) <= set(window.telemetry.manifest.events)
+    for key in ("open", "screenshot", "screenshot", "restart"):
+        window.commands[key].trigger()
+    process_events()
+    assert window.restart_requested
+    assert not window.isVisible()  # restarting closes the window; main() opens the viewer again
+    window.show()
+    window.activateWindow()
+    assert QTest.qWaitForWindowActive(window)
+    QTest.keyClick(window, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)  # File > Close window
+    process_events()
+    assert not window.isVisible()
+    window.telemetry.flush()
+    events, _, _ = counted(home, clock)
+    assert {name: events.get(name, 0) for name in NAP8_COMMANDS} == {
+        "napari:window:file:open_files_dialog": 1,
+        "napari:window:file:copy_canvas_screenshot": 2,
+        "napari:window:file:restart": 1,
+        "napari:window:file:close": 1,
+    }
+
+
+def test_main_opens_the_viewer_again_after_restart(tmp_path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("CONSENTRY_HOME", str(home))
+    monkeypatch.setenv("CONSENTRY_POLICY_FILE", str(tmp_path / "no-policy.json"))
+    monkeypatch.setenv("CI", "true")  # no question: the window alone
+    application()
+    seen: list[ViewerWindow] = []
+    deadline = time.monotonic() + 30
+
+    def use() -> None:
+        shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, ViewerWindow) and w.isVisible()]
+        fresh = [w for w in shown if w not in seen]
+        if not fresh:  # the viewer is being opened again: look once the next event loop runs it
+            if time.monotonic() < deadline:
+                QTimer.singleShot(10, use)
+            else:  # never hang the suite: end main(), and the assertions below say what was seen
+                for window in shown:
+                    window.restart_requested = False
+                    window.close()
+                QApplication.quit()
+            return
+        [window] = fresh
+        seen.append(window)
+        if len(seen) == 1:
+            window.commands["restart"].trigger()  # closes the last window: exec returns, main starts again
+            QTimer.singleShot(10, use)
+        else:
+            window.commands["close"].trigger()
+
+    QTimer.singleShot(0, use)
+    assert main(["napari-like"]) == 0
+    assert len(seen) == 2
+    assert seen[0] is not seen[1]
     assert written(home) == []

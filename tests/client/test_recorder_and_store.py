@@ -338,14 +338,19 @@ def test_a_plugin_choice_survives_a_new_answer(napari, home, environ, clock):
 
 
 @pytest.mark.parametrize("version", ["0.4.0rc1", "1.0.0.dev3", "2.0a1", "0.3.1+local", "1.0.0b2"])
-def test_a_pre_release_plugin_version_is_reported_as_other(napari, home, environ, clock, version):
+def test_a_public_plugin_in_a_pre_release_version_is_skipped_entirely(napari, home, environ, clock, version):
+    # NAP-8: "We also will not collect information about plugins that are installed in a non-stable version"; its
+    # get_middle_information lists a plugin only if its version is one of the plugin's releases, else skips it.
     recorder = _start(napari, "full", home, environ, clock)
     blobs = recorder.plugin(load_plugin_manifest(PLUGINS / "napari-blobs.toml", napari), version)
+    tracks = recorder.plugin(load_plugin_manifest(PLUGINS / "napari-tracks.toml", napari), "1.0.0")
+    assert (blobs.enabled, tracks.enabled) == (False, True)
     blobs.count("detect")
+    tracks.count("track")
     recorder.flush()
     record = _day(home, napari.name, clock.today())
-    assert dict(record.meta.plugins) == {"napari-blobs": "other"}
-    assert _keys(record, "plugin") == {_plugin_key("napari-blobs", "detect"): 1}
+    assert dict(record.meta.plugins) == {"napari-tracks": "1.0.0"}
+    assert _keys(record, "plugin") == {_plugin_key("napari-tracks", "track"): 1}
 
 
 def test_plugin_events_above_the_consented_level_are_not_recorded(napari, home, environ, clock):

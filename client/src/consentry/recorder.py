@@ -165,13 +165,16 @@ class Recorder:
     def plugin(self, manifest: PluginManifest, version: str) -> PluginRecorder:
         """A recorder scoped to a plugin's own manifest; the plugin is also listed as installed.
 
-        Plugins that are not public are listed as ``other`` and their events are not recorded; pre-release
-        versions are reported as ``other``; a plugin the user denied records nothing.
+        Plugins that are not public are listed as ``other`` and their events are not recorded. A public plugin
+        installed in a version that is not a final release (``1.0rc1``, ``0.4.dev3``, ``0.3.1+local``) is skipped
+        entirely, as NAP-8 skips it: neither listed nor recorded. A plugin the user denied records nothing.
         """
         public = self._is_public(manifest)
-        name = manifest.name if public else OTHER
+        release = public_version(version) if version.__class__ is str else OTHER  # a host may pass anything
+        if public and release == OTHER:
+            return PluginRecorder(self, manifest, enabled=False)
         with self._lock:
-            self._plugins[name] = public_version(version) if public and isinstance(version, str) else OTHER
+            self._plugins[manifest.name if public else OTHER] = release if public else OTHER
         choice = self._plugin_choices.get(manifest.name, self.manifest.plugins.default)
         return PluginRecorder(self, manifest, enabled=public and choice == "allow")
 

@@ -41,7 +41,15 @@ if TYPE_CHECKING:
 
     F = TypeVar("F", bound=Callable[..., object])
 
-__all__ = ["CommandSpan", "command_key", "data_key", "duration_bucket", "exception_name", "size_category"]
+__all__ = [
+    "COORDINATE_KINDS",
+    "CommandSpan",
+    "command_key",
+    "data_key",
+    "duration_bucket",
+    "exception_name",
+    "size_category",
+]
 
 _DURATION_BOUNDS = (1.0, 10.0, 60.0, 600.0, 3600.0)
 _SIZE_BOUNDS = (1e6, 1e8, 1e10)
@@ -116,13 +124,20 @@ def _count_elements(data: object) -> float | None:
     size = getattr(data, "size", None)
     if isinstance(size, (int, float)) and not isinstance(size, bool) and size >= 0:
         return float(size)
-    shape = getattr(data, "shape", None)
-    if isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape):
+    shape = _shape(data)
+    if shape is not None:
         return float(math.prod(shape))
     try:
         return float(len(data))  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def _shape(data: object) -> tuple[int, ...] | None:
+    shape = getattr(data, "shape", None)
+    if isinstance(shape, tuple) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        return shape
+    return None
 
 
 def _dtype_and_ndim(data: object) -> tuple[str, int] | None:
@@ -137,19 +152,72 @@ def _dtype_and_ndim(data: object) -> tuple[str, int] | None:
     return dtype, ndim
 
 
-def data_key(kind: str, data: object) -> str | None:
-    """The stored key of one data category, or ``None`` if ``data`` cannot be described."""
-    if not _compiled(_KIND).fullmatch(kind):
-        return None
+def _array(data: object) -> tuple[str, str, int, float] | None:
+    """Class, dtype, dimensions and number of elements of an array (NAP-8's image and labels, any other kind)."""
     elements = _elements(data)
     described = _dtype_and_ndim(data)
     if elements is None or described is None:
         return None
-    class_name = type(data).__name__
     dtype, ndim = described
+    return type(data).__name__, dtype, ndim, elements
+
+
+#: Kinds described by their coordinates, as NAP-8 describes napari's points: the number of dimensions of one
+#: coordinate (NAP-8's ``shape[1]``) and the size category of the number of items (``shape[0]``), not of elements.
+#: The layouts are napari's ``layer.data``: points (N, D); vectors (N, 2, D), a position and a direction each;
+#: tracks (N, 1 + D), each vertex's track id then its D coordinates; shapes a list of (vertices, D) arrays, one a
+#: shape; surface a tuple (vertices (V, D), faces[, values]).
+COORDINATE_KINDS = ("points", "shapes", "surface", "tracks", "vectors")
+_RANKS = {"points": 2, "tracks": 2, "vectors": 3}
+
+
+def _coordinates(kind: str, data: object) -> tuple[str, str, int, float] | None:
+    """Class, dtype, dimensions of a coordinate and number of items of a layer's coordinates, if in its layout."""
+    try:
+        return _describe_coordinates(kind, data)
+    except Exception:  # noqa: BLE001 - the host's object may raise anything when looked at
+        return None
+
+
+def _describe_coordinates(kind: str, data: object) -> tuple[str, str, int, float] | None:
+    container = type(data).__name__
+    if kind == "shapes":
+        if not isinstance(data, (list, tuple)) or not data:  # an empty shapes layer has no coordinates to describe
+            return None
+        first = _shape(data[0])
+        if first is None or len(first) != 2:  # noqa: PLR2004 - (vertices, D)
+            return None
+        return container, str(getattr(data[0], "dtype", "none")), first[1], float(len(data))
+    if kind == "surface":
+        mesh: object = data[0] if isinstance(data, tuple) and data else None
+        vertices = _shape(mesh)
+        if vertices is None or len(vertices) != 2:  # noqa: PLR2004 - (V, D)
+            return None
+        return container, str(getattr(mesh, "dtype", "none")), vertices[1], float(vertices[0])
+    shape = _shape(data)
+    if shape is None or len(shape) != _RANKS[kind] or (kind == "vectors" and shape[1] != 2):  # noqa: PLR2004
+        return None
+    ndim = shape[-1] - 1 if kind == "tracks" else shape[-1]  # a track vertex's first column is its track id
+    return container, str(getattr(data, "dtype", container)), max(ndim, 0), float(shape[0])
+
+
+def data_key(kind: str, data: object) -> str | None:
+    """The stored key of one data category, or ``None`` if ``data`` cannot be described.
+
+    The key holds the kind, the class and dtype, a number of dimensions and a size category, as NAP-8's
+    ``DataSizeTypeCollector`` does: an array (``image``, ``labels`` and any kind not in :data:`COORDINATE_KINDS`)
+    by its ``ndim`` and its number of elements; the coordinates of napari's other layers by the dimensions of
+    one coordinate and their number of items, so that 500,000 points in 3D are ``3`` and ``SMALL``.
+    """
+    if not _compiled(_KIND).fullmatch(kind):
+        return None
+    described = _coordinates(kind, data) if kind in COORDINATE_KINDS else _array(data)
+    if described is None:
+        return None
+    class_name, dtype, ndim, items = described
     class_name = class_name if _compiled(_CLASS).fullmatch(class_name) else "other"
     dtype = dtype if _compiled(_DTYPE).fullmatch(dtype) else "other"
-    key = [kind, class_name, dtype, max(0, min(ndim, 64)), size_category(elements)]
+    key = [kind, class_name, dtype, max(0, min(ndim, 64)), size_category(items)]
     return json.dumps(key, separators=(",", ":"))
 
 

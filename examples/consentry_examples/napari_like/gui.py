@@ -49,6 +49,8 @@ class ViewerWindow(QMainWindow):
         self.layers.setAccessibleName("Layers")
         self.setCentralWidget(self.layers)
         self.ndisplay = 2
+        #: Set by File > Restart: :func:`main` then opens the viewer again.
+        self.restart_requested = False
         self.commands: dict[str, QAction] = {}
         self.indicator = TelemetryIndicator(telemetry)
         self.statusBar().addPermanentWidget(self.indicator)
@@ -61,6 +63,8 @@ class ViewerWindow(QMainWindow):
                 ("open", "&Open image…", "Ctrl+O", self.open_image),
                 ("save", "&Save layers…", "Ctrl+S", lambda: self._event("napari:window:file:save_layers")),
                 ("screenshot", "&Copy screenshot", None, self.copy_screenshot),
+                ("restart", "&Restart", None, self.restart),
+                ("close", "&Close window", "Ctrl+W", self.close_window),
             ],
             "&View": [
                 ("toggle_3d", "Toggle &2D/3D", "Ctrl+Y", self.toggle_ndisplay),
@@ -122,6 +126,17 @@ class ViewerWindow(QMainWindow):
         self._event("napari:window:file:copy_canvas_screenshot")
         QApplication.clipboard().setPixmap(self.layers.grab())
 
+    def restart(self) -> None:
+        """Close the window and start the viewer again (:func:`main` does, once the window is closed)."""
+        self._event("napari:window:file:restart")
+        self.restart_requested = True
+        self.close()
+
+    def close_window(self) -> None:
+        """Close the viewer's window (the last one closed quits the application)."""
+        self._event("napari:window:file:close")
+        self.close()
+
     def toggle_ndisplay(self) -> None:
         """Switch between 2D and 3D display."""
         self._event("napari:window:view:toggle_ndisplay")
@@ -165,9 +180,11 @@ def launch(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the viewer until its window is closed."""
+    """Run the viewer until its window is closed; File > Restart opens it again."""
     application = QApplication.instance() or QApplication(list(sys.argv if argv is None else argv))
-    window = launch()
-    code = application.exec()
-    window.telemetry.close()
-    return int(code)
+    while True:
+        window = launch()
+        code = application.exec()
+        window.telemetry.close()
+        if not window.restart_requested:
+            return int(code)
