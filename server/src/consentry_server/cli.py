@@ -58,7 +58,7 @@ def _common(parser: argparse.ArgumentParser, *, public: bool = True) -> None:
         parser.add_argument("--public-db", metavar="PATH", help="the public store of published aggregates")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subcommand
     """The argument parser of ``consentry-server``."""
     parser = argparse.ArgumentParser(
         prog="consentry-server", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-key", action="store_true", help="print the public key document (JSON) to publish, and exit"
     )
 
+    _report_parser(sub)
+
     backup = sub.add_parser(
         "backup",
         help="copy the database, consistently, while the server runs",
@@ -201,6 +203,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-serve", action="store_true", help="fill, publish and exit instead of serving")
     demo.add_argument("--noise-epsilon", type=float, metavar="E", help=_NOISE_HELP)
     return parser
+
+
+def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``consentry-server report``: a funder report (consentry_server.funder_report)."""
+    report = sub.add_parser(
+        "report",
+        help="write a printable HTML report of an application or plugin over a period, for funders",
+        description="Write one self-contained, printable HTML page (inline CSS and SVG charts; it loads nothing) "
+        "about APP (or its plugin P) over a complete PERIOD: weekly, monthly and new installs, versions, operating "
+        "systems and top features, a methods section made from the manifest and the settings (levels and what each "
+        "collects, k, noise and the privacy ledger, contribution caps, retention, how installs are counted), and the "
+        "signed usage certificate of the same figures with the steps to verify it offline. Only published figures "
+        "are read (never raw reports): one that was not published is shown as hidden. See docs/report.md.",
+    )
+    _common(report)
+    report.add_argument("--app", metavar="APP", help="the application")
+    report.add_argument("--plugin", metavar="P", help="report on the installs of APP that report plugin P")
+    report.add_argument(
+        "--period", metavar="PERIOD", help="2026 (year), 2026-Q3 (quarter), 2026-09 (month) or 2026-W37 (ISO week)"
+    )
+    report.add_argument("--output", metavar="FILE", help="the HTML file to write (default: APP-PERIOD-report.html)")
+    report.add_argument(
+        "--pdf", metavar="FILE", help="also print the report to FILE as PDF (needs Playwright and Chromium)"
+    )
 
 
 def _date(text: str) -> datetime.date:
@@ -428,6 +454,32 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from consentry_server import funder_report  # noqa: PLC0415 - cryptography is loaded only to sign
+    from consentry_server.funder_report.pdf import PdfError, write_pdf  # noqa: PLC0415
+
+    settings = _settings(args)
+    if not args.app or not args.period:
+        sys.stderr.write("consentry-server: error: report needs --app and --period\n")
+        return 2
+    try:
+        html = funder_report.build_report(settings, app=args.app, plugin=args.plugin, period=args.period)
+    except funder_report.ReportError as error:
+        sys.stderr.write(f"consentry-server: error: {error}\n")
+        return 1
+    output = Path(args.output or funder_report.default_file_name(args.app, args.plugin, args.period))
+    output.write_text(html, encoding="utf-8")
+    sys.stdout.write(f"wrote the report of {args.app} for {args.period} to {output}\n")
+    if args.pdf:
+        try:
+            write_pdf(html, Path(args.pdf))
+        except PdfError as error:
+            sys.stderr.write(f"consentry-server: error: {error}\n")
+            return 1
+        sys.stdout.write(f"wrote the PDF to {args.pdf}\n")
+    return 0
+
+
 #: What to do about a file that cannot be written or read, by ``errno``.
 _OS_HINTS = {
     errno.EACCES: "make it writable (or readable) for the user running consentry-server, or choose another path",
@@ -468,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _cmd_publish(args)
         if args.command == "certify":
             return _cmd_certify(args)
+        if args.command == "report":
+            return _cmd_report(args)
         if args.command == "backup":
             return _cmd_backup(args)
         from consentry_server.demo import run_demo  # noqa: PLC0415 - the demo pulls in the examples
