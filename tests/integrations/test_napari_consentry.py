@@ -40,8 +40,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
-#: A napari session's limit: napari starts in about 5 s here.
-SESSION_TIMEOUT = 180
+#: A napari session's limit: a session takes 10 to 30 s here, minutes on a machine busy with other work.
+SESSION_TIMEOUT = 600
 
 
 # ---- running napari sessions ----------------------------------------------------------------------------------

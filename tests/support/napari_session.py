@@ -44,7 +44,7 @@ COMMANDS = {
 LIGHT = (("points", (50, 2), "float64"),)
 
 #: How long a session waits for what Qt does (the question to be asked, the window to be destroyed).
-WAIT = 20.0
+WAIT = 60.0
 START = time.monotonic()
 
 Pump = Callable[..., bool]
