@@ -3,6 +3,8 @@ and uploaded over HTTP to a real server, from several countries (a trusted proxy
 
 One install is alone of its kind: the only one with :data:`RARE_VERSION`, in New Zealand, counting
 :data:`RARE_EVENT`. With the threshold at :data:`THRESHOLD` all three are suppressed, so none may appear anywhere.
+:data:`LATE` napari installs start a week after the others, so that week's new installs are hidden; napari's
+images come in all four size categories.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ RARE_EVENT = "napari:window:view:toggle_fullscreen"
 RARE_ADDRESS = "202.27.184.3"  # New Zealand
 ADDRESSES = ("8.8.8.8", "85.214.132.117", "163.172.1.1", "133.11.0.1")  # US, DE, FR, JP
 DAYS = 15
+LATE = 2
+#: Array shapes of each size category, SMALL to VERY_LARGE (only the shape is looked at).
+SHAPES = ((512, 512), (2048, 2048), (20_000, 20_000), (200_000, 100_000))
 CONFIG = """
 trusted_proxies = "127.0.0.1"
 source_rate_per_minute = 1000000
@@ -60,7 +65,7 @@ def _register(url: str, document: dict[str, object]) -> None:
 def _napari_day(recorder: consentry.Recorder, example: Example, index: int, *, rare: bool) -> None:
     recorder.count("napari:layer:add_image", 1 + index % 3)
     recorder.count("napari:window:file:open_files_dialog")
-    recorder.data("image", _Array((512, 512)))
+    recorder.data("image", _Array(SHAPES[index % len(SHAPES)]))
     if index % 2:
         recorder.count("napari:window:view:toggle_ndisplay", 2)
     if rare:
@@ -87,11 +92,14 @@ def fill(url: str, clients: Path, *, napari_installs: int = 13, stripepy_install
         day = today - datetime.timedelta(days=DAYS - offset)
         clock = FixedClock(datetime.datetime.combine(day, datetime.time(12), datetime.timezone.utc))
         for example, index in installs:
+            first = 7 if example is napari and index >= napari_installs - LATE else 0
+            if offset < first:
+                continue
             rare = example is napari and index == 0
             manifest = manifests[example.manifest.name]
             home = clients / f"{manifest.name}-{index}"
             transport = forwarded_for(RARE_ADDRESS if rare else ADDRESSES[index % len(ADDRESSES)])
-            if offset == 0:
+            if offset == first:
                 consentry.set_consent(manifest, "on", manifest.levels[-1].name, home=home, environ={})
                 for plugin in example.plugins:
                     consentry.set_plugin_consent(manifest, plugin.name, allow=True, home=home, environ={})

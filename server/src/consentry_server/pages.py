@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from consentry_server.certificates import CertificateError, public_key_document
 from consentry_server.config import Settings
 from consentry_server.storage.public import PublicationCache, PublicStore
 from consentry_server.transparency import transparency_document
@@ -42,20 +43,40 @@ def static_files() -> list[Path]:
     return sorted(path.relative_to(STATIC) for path in STATIC.rglob("*") if path.is_file())
 
 
-def transparency_json(store: PublicStore, settings: Settings, app: str) -> bytes | None:
-    """The transparency document of a published ``app``, or ``None``."""
-    info = next((info for info in store.apps() if info.name == app), None)
-    if info is None:
+def _certificate_key(settings: Settings) -> dict[str, str] | None:
+    """The key that signs usage certificates, as ``GET /api/v1/certificates/key`` answers it; ``None`` if none."""
+    try:
+        return public_key_document(settings)
+    except (CertificateError, OSError):
         return None
-    document = transparency_document(info, settings)
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _transparency_document(store: PublicStore, settings: Settings, app: str) -> dict[str, object] | None:
+    info = next((info for info in store.apps() if info.name == app), None)
+    return None if info is None else transparency_document(info, settings)
+
+
+def _with_key(document: dict[str, object], settings: Settings) -> bytes:
+    """The document with the certificate key (``certificate_key``, ``null`` before there is one).
+
+    The page reads the key here rather than from ``api/v1/certificates/key``, which answers 404 (an error in the
+    browser's console) on a server or site without a key.
+    """
+    full = {**document, "certificate_key": _certificate_key(settings)}
+    return json.dumps(full, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def transparency_json(store: PublicStore, settings: Settings, app: str) -> bytes | None:
+    """The transparency document of a published ``app``, with the certificate key, or ``None``."""
+    document = _transparency_document(store, settings, app)
+    return None if document is None else _with_key(document, settings)
 
 
 def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
     """``GET /``, ``/static/...`` and ``/transparency/{app}.json``."""
     files = {path.as_posix() for path in static_files()}
     page = render_shell(settings.site_title)
-    documents: PublicationCache[bytes | None] = PublicationCache(store)
+    documents: PublicationCache[dict[str, object] | None] = PublicationCache(store)
 
     async def shell(_: Request) -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": SHELL_CACHE})
@@ -70,11 +91,13 @@ def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
     async def transparency(request: Request) -> Response:
         name = request.path_params["name"]
         app = name.removesuffix(".json")
-        content = (
-            documents.get(app, lambda: transparency_json(store, settings, app)) if name.endswith(".json") else None
+        document = (
+            documents.get(app, lambda: _transparency_document(store, settings, app)) if name.endswith(".json") else None
         )
-        if content is None:
+        if document is None:
             return JSONResponse({"error": {"code": "not_found", "field": "", "message": "no such app"}}, 404)
+        # The key is read at each request (a file), so a key made after the publication shows at once.
+        content = _with_key(document, settings)
         return Response(content, media_type="application/json", headers={"Cache-Control": TRANSPARENCY_CACHE})
 
     return [

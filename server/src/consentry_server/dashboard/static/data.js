@@ -14,16 +14,6 @@ export function fetchJSON(url) {
   return documents.get(url);
 }
 
-// A file that may legitimately be missing (the certificate key): null instead of an error.
-export async function optionalJSON(url) {
-  try {
-    const response = await fetch(url);
-    return response.ok ? await response.json() : null;
-  } catch {
-    return null;
-  }
-}
-
 export const appPath = (app) => `data/v1/${encodeURIComponent(app)}`;
 
 // A published table of an app as a list of row objects (suppressed cells are simply not there).
@@ -45,6 +35,33 @@ export function weeksIn(rows, range) {
   const last = Date.parse(weeks[weeks.length - 1]);
   const first = new Date(last - (Number(range) - 1) * 7 * DAY).toISOString().slice(0, 10);
   return weeks.filter((week) => week >= first);
+}
+
+// A week (its Monday, "YYYY-MM-DD") is complete once it ended before the publication: the same rule as the
+// badges (consentry_server.badges) and certificates, so every headline figure speaks of the same week.
+export function isComplete(week, publishedAt) {
+  return !publishedAt || Date.parse(week) + 7 * DAY <= Date.parse(publishedAt.slice(0, 10));
+}
+
+// The weeks of `weeks` still running at the publication: their numbers are partial, and are marked so.
+export const partialWeeks = (weeks, publishedAt) => weeks.filter((week) => !isComplete(week, publishedAt));
+
+// The last complete week among `weeks` (sorted), or null when every one is partial.
+export function lastComplete(weeks, publishedAt) {
+  const complete = weeks.filter((week) => isComplete(week, publishedAt));
+  return complete.length ? complete[complete.length - 1] : null;
+}
+
+export const previousWeek = (week) => new Date(Date.parse(week) - 7 * DAY).toISOString().slice(0, 10);
+
+// Categories with a natural order (the client's buckets, consentry.wire.schema): sorted in that order, others after
+// them alphabetically.
+export const DURATIONS = ["<1s", "1-10s", "10-60s", "1-10min", "10-60min", "1h+", "unknown"];
+export const DATA_SIZES = ["SMALL", "MEDIUM", "LARGE", "VERY_LARGE"];
+
+export function naturally(values, order) {
+  const rank = (value) => (order.includes(value) ? order.indexOf(value) : order.length);
+  return [...values].sort((a, b) => rank(a) - rank(b) || String(a).localeCompare(String(b)));
 }
 
 export function sum(rows, key, value) {

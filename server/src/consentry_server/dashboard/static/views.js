@@ -1,7 +1,10 @@
 // The pages of one application. Each takes the state from the URL and returns the elements to show.
 
-import { appPath, byValueDesc, fetchJSON, optionalJSON, parseName, peak, splitEvent, sum, table, weeksIn } from "./data.js";
-import { chartFigure, countryName, dataTable, fmt, h, mapFigure } from "./ui.js";
+import {
+  appPath, byValueDesc, DATA_SIZES, DURATIONS, fetchJSON, isComplete, lastComplete, naturally, parseName, partialWeeks,
+  peak, previousWeek, splitEvent, sum, table, weeksIn,
+} from "./data.js";
+import { chartFigure, countryName, dataTable, fmt, h, mapFigure, numeric } from "./ui.js";
 
 export const FILTERS = { version: "app_version", os: "system.os", country: "country" };
 const RANGES = [["1", "Latest week"], ["4", "Last 4 weeks"], ["12", "Last 12 weeks"], ["26", "Last 26 weeks"], ["52", "Last 52 weeks"],
@@ -41,9 +44,12 @@ const breakdownNote = (k) => "Version, operating-system and country filters sele
   + "feature usage is not broken down by them, because the published data has no cross-tabulation (every "
   + `published number must rest on at least ${k} installations).`;
 
-function latest(rows, weeks) {
-  const last = weeks[weeks.length - 1];
-  return [last, rows.filter((row) => row.start === last)];
+// The week a snapshot (versions, systems, countries, plugins) shows: the last complete week of `weeks`, as the
+// headline figures and the badges, or the latest one, marked partial, when none of them has ended yet.
+function snapshot(rows, weeks, publishedAt) {
+  const week = lastComplete(weeks, publishedAt) ?? weeks[weeks.length - 1];
+  const partial = week !== undefined && !isComplete(week, publishedAt);
+  return [week, rows.filter((row) => row.start === week), partial ? `${week} (partial week)` : week];
 }
 
 function distribution(id, title, rows, field, week, k) {
@@ -51,6 +57,59 @@ function distribution(id, title, rows, field, week, k) {
   if (!counts.length) return h("p", { id, class: "note" }, `${title}: no value reached ${k} installations.`);
   return chartFigure({ id, title, type: "bar", horizontal: true, labels: counts.map(([v]) => v),
     datasets: [{ label: `Installs, week of ${week}`, data: counts.map(([, n]) => n) }] });
+}
+
+const activeIn = (installs, week) => {
+  const rows = installs.filter((row) => row.start === week);
+  return rows.length ? Math.max(...rows.map((row) => row.reporters)) : null;
+};
+
+function figureBox(id, term, value, detail) {
+  const hidden = value === null;
+  return h("div", {}, h("dt", {}, term), h("dd", { id, class: hidden ? "hidden" : null },
+    hidden ? "hidden" : value, detail ? h("small", {}, detail) : null));
+}
+
+// The figures at the top of an application's overview, all of the last complete week (the badges' week): active
+// installs (at the most common level, which every install reports), the change against the week before, new
+// installs and the most used versions. A number that is not published says "hidden", never 0.
+function headline(installs, values, index) {
+  const weeks = [...new Set(installs.map((row) => row.start))].sort();
+  const week = lastComplete(weeks, index.published_at);
+  const running = partialWeeks(weeks, index.published_at);
+  const published = (index.published_at ?? "").slice(0, 10);
+  if (!week) {
+    return h("p", { class: "note", id: "headline-note" }, "No week with published installations has ended yet: "
+      + "the headline figures come with the first complete week.");
+  }
+  const now = activeIn(installs, week);
+  const before = previousWeek(week);
+  const then = activeIn(installs, before);
+  let change = null;
+  if (then !== null) {
+    const sign = now >= then ? "+" : "−";
+    const percent = then ? ` (${sign}${(Math.abs(now - then) / then * 100).toFixed(1)}%)` : "";
+    change = `${sign}${fmt(Math.abs(now - then))}${percent}`;
+  }
+  const fresh = installs.filter((row) => row.start === week && row.new_installs !== null && row.new_installs !== undefined);
+  const versions = byValueDesc(sum(values.filter((r) => r.start === week && r.field === "app_version"), (r) => r.value,
+    (r) => r.reporters)).slice(0, 3);
+  return [
+    h("dl", { class: "headline", id: "headline" },
+      figureBox("headline-installs", "Weekly active installs", fmt(now), `week of ${week}`),
+      figureBox("headline-change", "Change against the week before", change,
+        then === null ? `the week of ${before} has no published number` : `${fmt(then)} in the week of ${before}`),
+      figureBox("headline-new", "New installs", fresh.length ? fmt(Math.max(...fresh.map((r) => r.new_installs))) : null,
+        fresh.length ? `week of ${week}` : "fewer than the threshold, or not known"),
+      h("div", {}, h("dt", {}, "Top versions"), versions.length
+        ? h("dd", { id: "headline-versions" }, h("ol", {}, versions.map(([version, n]) =>
+          h("li", {}, `${version}: ${fmt(n)}`))))
+        : h("dd", { id: "headline-versions", class: "hidden" }, "hidden"))),
+    h("p", { class: "note", id: "headline-note" }, `Figures of the week of ${week}, the last complete week before `
+      + `the publication of ${published} (the badges show the same week).`
+      + (running.length ? ` The week of ${running.join(", ")} was still running: its numbers are partial, and `
+        + "marked \"partial week\" in the charts and tables." : "")),
+  ];
 }
 
 export async function overview(state, index, info) {
@@ -69,25 +128,34 @@ export async function overview(state, index, info) {
   }
   const fresh = peak(installs.filter((r) => r.new_installs !== null && r.new_installs !== undefined), (r) => r.start,
     (r) => r.new_installs);
-  const [week, lastValues] = latest(values.filter((r) => inRange.has(r.start)), weeks);
+  const [, lastValues, weekText] = snapshot(values.filter((r) => inRange.has(r.start)), weeks, index.published_at);
+  const partial = partialWeeks(weeks, index.published_at);
   const countries = byValueDesc(sum(lastValues.filter((r) => r.field === "country"), (r) => r.value, (r) => r.reporters));
   return [
     h("h1", {}, info.title),
     info.homepage ? h("p", {}, h("a", { href: info.homepage, rel: "noreferrer" }, info.homepage)) : null,
+    headline(installs, values, index),
     filterForm(state, values, { all: true }),
     h("p", { class: "note", id: "breakdown-note" }, breakdownNote(index.threshold)),
     weeks.length ? [
-      chartFigure({ id: "chart-installs", title: "Weekly active installs", labels: weeks, datasets }),
-      chartFigure({ id: "chart-new", title: "New installs per week", type: "bar", labels: weeks,
+      chartFigure({ id: "chart-installs", title: "Weekly active installs", labels: weeks, datasets, partial }),
+      chartFigure({ id: "chart-new", title: "New installs per week", type: "bar", labels: weeks, partial,
+        missing: "hidden or unknown",
         datasets: [{ label: "New installs", data: weeks.map((w) => fresh.get(w) ?? null) }] }),
-      h("h2", {}, `Installations in the week of ${week}`),
+      weeks.some((w) => !fresh.has(w))
+        ? h("p", { class: "note", id: "new-installs-note" }, "A week without a bar has its new installs hidden "
+          + `(fewer than ${index.threshold}) or unknown: installs that report over OTLP or a seed format cannot `
+          + "say whether they are new, so no number is shown rather than a wrong one.")
+        : null,
+      h("h2", {}, `Installations in the week of ${weekText}`),
       h("div", { class: "grid" },
-        distribution("chart-versions", "Versions", lastValues, "app_version", week, index.threshold),
-        distribution("chart-os", "Operating systems", lastValues, "system.os", week, index.threshold),
-        distribution("chart-python", "Python versions", lastValues, "system.python", week, index.threshold),
-        distribution("chart-arch", "Architectures", lastValues, "system.arch", week, index.threshold)),
+        distribution("chart-versions", "Versions", lastValues, "app_version", weekText, index.threshold),
+        distribution("chart-os", "Operating systems", lastValues, "system.os", weekText, index.threshold),
+        distribution("chart-python", "Python versions", lastValues, "system.python", weekText, index.threshold),
+        distribution("chart-arch", "Architectures", lastValues, "system.arch", weekText, index.threshold)),
       countries.length
-        ? mapFigure({ id: "chart-countries", title: "Countries", counts: countries })
+        ? mapFigure({ id: "chart-countries", title: "Countries", counts: countries, note: "A country in grey has no "
+          + `published number: fewer than ${index.threshold} installations there, or none.` })
         : h("p", { class: "note", id: "chart-countries" }, `No country reached ${index.threshold} installations.`),
     ] : h("p", {}, `No week has ${index.threshold} installations or more yet.`),
   ];
@@ -97,9 +165,36 @@ function totalsTable(rows, label) {
   return dataTable([label, "Total", "Most installs in a week"], rows.map(([name, total, most]) => [name, total, most]));
 }
 
+// The share of installs that used each event, per week: the installs that counted it over the installs reporting
+// at its level (the manifest's; the most common level for a plugin's event). Hidden either way: no point.
+function shareTimeline(component, mine, weekList, installs, manifest, partial) {
+  const levelOf = new Map((manifest.events ?? []).map((event) => [event.name, event.level]));
+  const active = (week, level) => {
+    const rows = installs.filter((row) => row.start === week && (level === undefined || row.level === level));
+    return rows.length ? Math.max(...rows.map((row) => row.reporters)) : null;
+  };
+  const names = byValueDesc(sum(mine, (r) => r.event, (r) => r.total)).map(([event]) => event).slice(0, TIMELINES);
+  const datasets = names.map((event) => {
+    const rows = mine.filter((r) => r.event === event);
+    return { label: event, data: weekList.map((week) => {
+      const row = rows.find((r) => r.start === week);
+      const base = row && active(week, row.kind === "event" ? levelOf.get(row.name) : undefined);
+      return row && base ? Math.round(1000 * Math.min(row.reporters / base, 1)) / 10 : null;
+    }) };
+  });
+  return chartFigure({ id: "chart-event-share", title: `Share of installs using each event of ${component}, per week (%)`,
+    labels: weekList, datasets, partial, note: "Installs that counted the event in the week, in percent of the "
+      + "installs reporting at the event's level that week. A hidden number (fewer installs than the threshold) "
+      + "is no point, not a 0." + (names.length === TIMELINES ? ` The ${TIMELINES} most used events.` : "") });
+}
+
+const TIMELINES = 12;
+
 export async function usage(state, index) {
-  const counters = await table(state.app, "counters");
-  const weeks = new Set(weeksIn(counters, state.range));
+  const [counters, installs, manifest] = await Promise.all([table(state.app, "counters"), table(state.app, "installs"),
+    fetchJSON(`${appPath(state.app)}/manifest.json`)]);
+  const weekList = weeksIn(counters, state.range);
+  const weeks = new Set(weekList);
   const rows = counters.filter((r) => weeks.has(r.start));
   const events = rows.filter((r) => r.kind === "event" || r.kind === "plugin_event")
     .map((r) => ({ ...r, component: splitEvent(r)[0], event: splitEvent(r)[1] }));
@@ -110,10 +205,12 @@ export async function usage(state, index) {
     filterForm(state, [], { all: false }),
     h("p", { class: "note" }, breakdownNote(index.threshold)),
     h("h2", { id: "components-heading" }, "Components"),
-    h("p", { class: "note" }, "Choose a component to see its events."),
-    h("ul", { class: "components", "aria-labelledby": "components-heading" }, components.map(([name]) =>
-      h("li", {}, h("a", { href: link(state, { component: name }), "aria-current": name === state.component ? "true" : null },
-        name)))),
+    components.length ? [
+      h("p", { class: "note" }, "Choose a component to see its events, and the share of installs using each of them "
+        + "week by week."),
+      h("ul", { class: "components", "aria-labelledby": "components-heading" }, components.map(([name]) =>
+        h("li", {}, h("a", { href: link(state, { component: name }),
+          "aria-current": name === state.component ? "true" : null }, name))))] : null,
     components.length ? chartFigure({ id: "chart-components", title: "Events per component", type: "bar",
       horizontal: true, labels: components.slice(0, 20).map(([c]) => c),
       datasets: [{ label: "Events counted", data: components.slice(0, 20).map(([, n]) => n) }] })
@@ -129,6 +226,7 @@ export async function usage(state, index) {
         chartFigure({ id: "chart-events", title: `Events of ${state.component}`, type: "bar", horizontal: true,
           labels: totals.map(([e]) => e), datasets: [{ label: "Times counted", data: totals.map(([, n]) => n) }] }),
         totalsTable(totals.map(([e, n]) => [e, n, reach.get(e)]), "Event"),
+        shareTimeline(state.component, mine, weekList, installs, manifest, partialWeeks(weekList, index.published_at)),
       ] : h("p", {}, "Nothing published for this component in this time range.")));
   } else {
     parts.push(totalsTable(components.map(([c, n]) => [c, n, most.get(c)]), "Component"));
@@ -142,17 +240,17 @@ function commands(rows) {
   if (!runs.size) return [];
   const failed = sum(rows.filter((r) => r.kind === "command_failed"), (r) => r.name, (r) => r.total);
   const durations = rows.filter((r) => r.kind === "command_duration").map((r) => [...parseName(r.name), r.total]);
-  const buckets = [...new Set(durations.map(([, bucket]) => bucket))].sort();
+  const buckets = naturally(new Set(durations.map(([, bucket]) => bucket)), DURATIONS);
   const names = byValueDesc(runs).map(([name]) => name);
   const cell = (name, bucket) => durations.filter(([n, b]) => n === name && b === bucket).reduce((a, [, , t]) => a + t, 0);
-  const rate = (name) => (failed.has(name) ? `${(100 * (1 - failed.get(name) / runs.get(name))).toFixed(1)}%`
-    : "no failures published");
+  const rate = (name) => (failed.has(name) ? numeric(`${(100 * (1 - failed.get(name) / runs.get(name))).toFixed(1)}%`)
+    : null);
   return [
     h("h2", {}, "Commands"),
     h("p", { class: "note" }, "Success rate: runs without a non-zero exit code. A number of failures below the "
-      + "threshold is not published, so a missing rate means few or no failures."),
+      + "threshold is not published: \"hidden\" means few or no failures."),
     dataTable(["Command", "Runs", "Failed", "Success rate"],
-      names.map((name) => [name, runs.get(name), failed.get(name) ?? null, rate(name)])),
+      names.map((name) => [name, runs.get(name), failed.get(name) ?? null, rate(name)]), null, { missing: "hidden" }),
     buckets.length ? chartFigure({ id: "chart-durations", title: "Command durations (runs per bucket)", type: "bar",
       horizontal: true, stacked: true, labels: names,
       datasets: buckets.map((bucket) => ({ label: bucket, data: names.map((name) => cell(name, bucket) || null) })) })
@@ -164,7 +262,7 @@ function dataKinds(rows) {
   const kinds = byValueDesc(sum(rows.filter((r) => r.kind === "data_kind"), (r) => r.name, (r) => r.total));
   if (!kinds.length) return [];
   const sizes = rows.filter((r) => r.kind === "data_size").map((r) => [...parseName(r.name), r.total]);
-  const sizeNames = [...new Set(sizes.map(([, size]) => size))].sort();
+  const sizeNames = naturally(new Set(sizes.map(([, size]) => size)), DATA_SIZES);
   const labels = kinds.map(([kind]) => kind);
   const cell = (kind, size) => sizes.filter(([k, s]) => k === kind && s === size).reduce((a, [, , t]) => a + t, 0);
   return [
@@ -185,7 +283,7 @@ export async function plugins(state, index, info) {
   const values = await table(state.app, "values");
   const all = pluginRows(values, new Set(values.map((r) => r.start)));
   const weeks = weeksIn(all, state.range);
-  const [week, last] = latest(pluginRows(values, new Set(weeks)), weeks);
+  const [, last, week] = snapshot(pluginRows(values, new Set(weeks)), weeks, index.published_at);
   const totals = byValueDesc(sum(last, (r) => r.plugin, (r) => r.reporters));
   const listed = new Set([...info.plugins, ...totals.map(([p]) => p)]);
   return [
@@ -210,7 +308,7 @@ export async function plugin(state, index) {
   const weeks = weeksIn(rows, state.range);
   const inRange = new Set(weeks);
   const perWeek = sum(rows.filter((r) => inRange.has(r.start)), (r) => r.start, (r) => r.reporters);
-  const [week, last] = latest(rows.filter((r) => inRange.has(r.start)), weeks);
+  const [, last, week] = snapshot(rows.filter((r) => inRange.has(r.start)), weeks, index.published_at);
   const events = counters.filter((r) => r.kind === "plugin_event" && r.scope === name && inRange.has(r.start));
   const totals = byValueDesc(sum(events, (r) => r.name, (r) => r.total));
   const reach = peak(events, (r) => r.name, (r) => r.reporters);
@@ -228,6 +326,7 @@ export async function plugin(state, index) {
     filterForm(state, [], { all: false }),
     weeks.length ? [
       chartFigure({ id: "chart-plugin-installs", title: "Weekly installs with this plugin", labels: weeks,
+        partial: partialWeeks(weeks, index.published_at),
         datasets: [{ label: "Installs", data: weeks.map((w) => perWeek.get(w) ?? null) }] }),
       chartFigure({ id: "chart-plugin-versions", title: `Versions, week of ${week}`, type: "bar", horizontal: true,
         labels: last.map((r) => r.value), datasets: [{ label: "Installs", data: last.map((r) => r.reporters) }] }),
@@ -262,7 +361,7 @@ function levelFacts(manifest, name) {
 function privacyLedger(ledger) {
   const column = (name) => ledger.columns.indexOf(name);
   const total = ledger.cumulative_epsilon;
-  const rows = ledger.rows.map((row) => [String(row[column("publication")]), row[column("released_at")].slice(0, 19)
+  const rows = ledger.rows.map((row) => [row[column("publication")], row[column("released_at")].slice(0, 19)
     .replace("T", " "), row[column("dataset")], row[column("k")], row[column("mechanism")],
   row[column("epsilon_per_number")], row[column("numbers")], row[column("epsilon")], row[column("delta")],
   row[column("reporter_cap")], row[column("total_cap_per_day")], row[column("cumulative_epsilon")]]);
@@ -281,12 +380,12 @@ function privacyLedger(ledger) {
 }
 
 export async function transparency(state, index, info) {
-  const [manifest, facts, key, ledger] = await Promise.all([
+  const [manifest, facts, ledger] = await Promise.all([
     fetchJSON(`${appPath(state.app)}/manifest.json`),
     fetchJSON(`transparency/${encodeURIComponent(state.app)}.json`),
-    optionalJSON("api/v1/certificates/key"),
     fetchJSON(`${appPath(state.app)}/ledger.json`),
   ]);
+  const key = facts.certificate_key; // in the document, so that no request answers 404 where there is no key
   return [
     h("h1", {}, `What ${info.title} collects`),
     h("p", {}, manifest.app?.consent_text ?? ""),
