@@ -2,7 +2,9 @@
 
 The figure is the published number of distinct installs in the last complete ISO week before the
 publication (an application's installs at its most common level, which every install reports; a plugin's
-installs summed over its versions). A week whose number was suppressed, or no published week at all, gives
+installs summed over its versions). A week is complete once it ended on or before the day of the publication;
+the dashboard's headline figures (``dashboard/static/data.js``, ``isComplete``) use the same rule, so the
+badge and the headline show the same week. A week whose number was suppressed, or no published week at all, gives
 a badge that says so instead of a number: a badge never shows what the public pages do not.
 
 Served at ``/badges/{app}.svg`` and ``/badges/{app}/{plugin}.svg``, and written at the same paths by
