@@ -9,6 +9,7 @@ import weakref
 
 from consentry._guard import guard, guarded, logger
 from consentry._quick import certainly_off
+from consentry._where import find_manifest_file, warn_not_found
 from consentry.null import NullRecorder
 
 # Without consent, init() must cost the host next to nothing: the rest is imported when it is needed (and typing
@@ -87,17 +88,22 @@ def init(
     Without the user's consent (or with any kill switch on) this returns a :class:`NullRecorder` whose every
     method does nothing, and nothing is written or sent.
 
-    ``manifest`` is a :class:`Manifest` or the path of a manifest file; ``app_version`` defaults to the installed
-    version of the manifest's distribution (with consent, the validated manifest file and that version are kept
-    for the next start: see :mod:`consentry._startup`); ``home`` and ``environ`` override ``CONSENTRY_HOME`` and the
-    environment (read once, here). With ``background`` (the default) a daemon thread flushes every
-    ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a
-    day, starts the detached uploader (or uploads through ``transport`` itself, when one is given).
-    ``exception_hooks`` counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit``
-    flushes at interpreter exit to a journal file, which never waits on another process. ``prompt`` first asks on the
-    terminal, for command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once
-    per consent version, default no).
+    ``manifest`` is a :class:`Manifest` or the path of a manifest file; a relative path is looked for beside the
+    calling module, under the folder of its top-level package, then in the current directory, and when no such file
+    exists one warning names the paths tried (see :mod:`consentry._where`). ``app_version`` defaults to the
+    installed version of the manifest's distribution (with consent, the validated manifest file and that version are
+    kept for the next start: see :mod:`consentry._startup`); ``home`` and ``environ`` override ``CONSENTRY_HOME``
+    and the environment (read once, here). With ``background`` (the default) a daemon thread flushes every
+    ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a day,
+    starts the detached uploader (or uploads through ``transport`` itself, when one is given). ``exception_hooks``
+    counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit`` flushes at interpreter
+    exit to a journal file, which never waits on another process. ``prompt`` first asks on the terminal, for
+    command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once per consent
+    version, default no).
     """
+    manifest, tried = find_manifest_file(manifest)
+    if tried:
+        return NullRecorder(warn_not_found(manifest, tried))
     reason = certainly_off(manifest, home, environ, asking=prompt)
     if reason is not None:
         return NullRecorder(reason)

@@ -37,6 +37,7 @@ import sys
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
 
 from consentry._quick import certainly_off
+from consentry._where import find_manifest_file
 from consentry.null import NullRecorder
 
 # A tool starts with this module whether or not its user consented, so it imports little: not typing (stand-ins
@@ -318,6 +319,7 @@ def cli_tool(
     other arguments (``prompt``: ask on the terminal first, when interactive). Raises ``TypeError`` for a
     ``program`` that is none of these; never raises from a run.
     """
+    manifest, _ = find_manifest_file(manifest)  # for the caller's package, now: init() runs later, from elsewhere
     options: dict[str, Any] = {
         "app_version": app_version,
         "prompt": prompt,

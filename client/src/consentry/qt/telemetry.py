@@ -20,6 +20,7 @@ from qtpy.QtGui import QGuiApplication
 from qtpy.QtWidgets import QWidget
 
 from consentry._guard import guard, guarded, logger
+from consentry._where import find_manifest_file, warn_not_found
 from consentry.api import init, set_consent
 from consentry.asking import ConsentRequest, consent_request
 from consentry.clock import Clock
@@ -108,6 +109,10 @@ class QtTelemetry(QObject):
         self._plugins: list[QtPluginRecorder] = []
         self._supplied: dict[str, str] = {}
         with guard():
+            if not isinstance(manifest, Manifest):
+                manifest, tried = find_manifest_file(manifest)  # as init() does, for this caller's package
+                if tried:
+                    warn_not_found(manifest, tried)
             self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
             self._start()
 
