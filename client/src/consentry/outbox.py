@@ -205,7 +205,8 @@ class Outbox:
         report.path.with_name(report.path.name + ".approved").unlink(missing_ok=True)  # before the .meta files
 
     def clear(self) -> int:
-        """Delete every pending report; return how many there were."""
+        """Delete every pending report (and today's partial reports); return how many pending there were."""
+        self.clear_partial()
         reports = self.pending()
         for report in reports:
             self.remove(report)
@@ -214,6 +215,13 @@ class Outbox:
                 if stray.name.endswith((".meta", ".approved", ".tmp")):
                     stray.unlink()
         return len(reports)
+
+    def clear_partial(self) -> None:
+        """Delete today's partial reports (``consentry preview/upload APP --today``), and anything else there."""
+        with contextlib.suppress(OSError):
+            for entry in self.paths.partial.iterdir():
+                with contextlib.suppress(OSError):
+                    entry.unlink()  # a link is removed, never followed; a folder planted there stays
 
     def trim(self, today: datetime.date) -> list[PendingReport]:
         """Drop reports older than 14 days and, past the count or byte bound, the oldest; return the dropped."""

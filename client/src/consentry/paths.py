@@ -12,6 +12,8 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
     apps/<app>/pending/           reports waiting to be sent: exactly the bytes that will be uploaded, each with
                                   a <name>.meta beside it (the consent it was recorded under, the user's approval)
     apps/<app>/quarantine/        pending files that turned out unreadable, set aside unsent
+    apps/<app>/partial/           today's reports so far, built only by `consentry preview/upload APP --today`;
+                                  never queued: the uploader does not read this folder (see consentry.today)
     apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes; reports the user rejected
     apps/<app>/outbox.lock        held while reports are built or sent
     apps/<app>/uploader.started   when the last detached uploader was started
@@ -85,6 +87,11 @@ class AppPaths:
     def pending(self) -> Path:
         """Reports waiting to be sent."""
         return self.root / "pending"
+
+    @property
+    def partial(self) -> Path:
+        """Today's partial reports, built on demand for an author checking an integration; never queued."""
+        return self.root / "partial"
 
     @property
     def quarantine(self) -> Path:

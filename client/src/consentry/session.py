@@ -26,6 +26,7 @@ from consentry.switches import Switches, read_switches
 if TYPE_CHECKING:
     from consentry.outbox import Outbox
     from consentry.store import Store
+    from consentry.today import TodayResult
     from consentry.transport import Transport
     from consentry.upload import UploadResult
 
@@ -239,6 +240,31 @@ class AppSession:
             force=force,
             recheck=self.current_decision,
         )
+
+    def today_reports(
+        self, transport: Transport | None = None, *, send: bool = False, budget: float = 30.0
+    ) -> TodayResult:
+        """Build today's partial reports (and, with ``send``, send them once): see :mod:`consentry.today`.
+
+        Under the outbox lock, after the completed days have been built; ``busy`` when another process holds it.
+        Nothing is built when the answer does not record. Raises ``OSError`` or ``StoreError``.
+        """
+        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
+        from consentry.today import TodayResult, build_partial, send_partial  # noqa: PLC0415
+        from consentry.transport import HttpTransport  # noqa: PLC0415
+
+        result = TodayResult(self.clock.today(), self.clock.now())
+        if not self.decision.record:
+            return result
+        with exclusive(self.paths.outbox_lock) as held:
+            if not held:
+                result.busy = True
+                return result
+            self._prepare_reports()
+            result.reports = build_partial(self)
+            if send:
+                send_partial(self, result, transport or HttpTransport(), budget=budget)
+        return result
 
     def current_decision(self) -> Decision:
         """What is allowed now, from the answer and the switches as they are now (not when the session opened)."""

@@ -2,7 +2,8 @@
 
 The secret is 32 random bytes created on first need (after consent), readable only by the user, used only as
 the key of the reporter-id HMAC and never sent. ``state.json`` remembers the day of the first report,
-whether anything was ever sent, when uploads were attempted, and how many reports were dropped and why.
+whether anything was ever sent, when uploads were attempted (and why they wait, when the server refused one for
+its own configuration), and how many reports were dropped and why.
 
 Several processes write ``state.json`` (the application's flushes record drops, report building the first day,
 uploads their outcome), so every change is a read-modify-write under one lock (:func:`update_state`): no
@@ -65,6 +66,8 @@ class AppState:
     failures: int = 0
     drops: dict[str, int] = field(default_factory=dict)
     idle_day: datetime.date | None = None
+    #: Why uploads wait, when the server refused the last one for its configuration (``unknown_app``...).
+    waiting: str | None = None
 
     def with_drop(self, reason: str, n: int = 1) -> AppState:
         """A copy with ``n`` more drops for ``reason``."""
@@ -122,6 +125,7 @@ def load_state(paths: AppPaths, *, repair: bool = True) -> AppState:
         failures=failures if type(failures) is int and 0 <= failures < 1000 else 0,  # noqa: PLR2004
         drops={str(k): v for k, v in drops.items() if type(v) is int} if isinstance(drops, dict) else {},
         idle_day=_day(document.get("idle_day")),
+        waiting=waiting[:500] if isinstance(waiting := document.get("waiting"), str) else None,
     )
 
 
@@ -142,6 +146,7 @@ def save_state(paths: AppPaths, state: AppState) -> None:
             "failures": state.failures,
             "drops": state.drops,
             "idle_day": iso(state.idle_day),
+            "waiting": state.waiting,
         },
     )
 

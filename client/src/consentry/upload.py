@@ -7,7 +7,11 @@ is not a valid report of the application is moved to quarantine, unsent, and the
 
 Outcomes, per report sent: ``2xx`` sent (recorded in the history, removed); ``408``, ``429``, ``5xx``, a redirect
 or no response: kept, and uploads back off (``Retry-After`` is honoured but clamped between a minute and a day);
-any other ``4xx``: the server refused it for good, so it is dropped and the reason recorded.
+a refusal about the server's configuration rather than the report (:func:`is_configuration_refusal`: the server
+does not know the application or a plugin yet, or the URL is not a report endpoint): kept, recorded in the history
+and in ``state.json`` as the reason uploads wait, and uploads back off the same way, so the report goes once the
+operator registers the manifest (and expires with the queue's other reports after 14 days if that never happens);
+any other ``4xx``: the server refused the report itself for good, so it is dropped and the reason recorded.
 """
 
 from __future__ import annotations
@@ -30,11 +34,25 @@ from consentry.paths import AppPaths
 from consentry.state import AppState, load_state, update_state
 from consentry.transport import Request, Response, Transport, TransportError
 
-__all__ = ["UploadResult", "retry_delay", "upload_pending"]
+__all__ = [
+    "CONFIGURATION_CODES",
+    "UploadResult",
+    "is_configuration_refusal",
+    "refusal_reason",
+    "retry_delay",
+    "upload_pending",
+]
 
 MIN_RETRY = datetime.timedelta(minutes=1)
 MAX_RETRY = datetime.timedelta(days=1)
 USER_AGENT = "consentry/0.1"
+#: Refusal codes about what the server was told (its registered manifests), not about the report: the report is
+#: kept and tried again, with back-off. ``unknown_app``: the application (or this consent version of it) is not
+#: registered there yet; ``unknown_plugin``: a plugin's manifest is not.
+CONFIGURATION_CODES = frozenset({"unknown_app", "unknown_plugin"})
+#: Statuses that are about the endpoint, whatever the body: authentication in front of it, a URL that is not a
+#: report endpoint (a manifest with a wrong path, a proxy not yet set up), a method it does not take.
+_CONFIGURATION_STATUSES = frozenset({401, 403, 404, 405})
 
 
 @dataclass
@@ -75,14 +93,29 @@ def retry_delay(response: Response | None, failures: int, now: datetime.datetime
     return min(max(delay, MIN_RETRY), MAX_RETRY)
 
 
-def _reason(response: Response) -> str:
+def _error_code(response: Response) -> str:
+    """The machine-readable ``error.code`` of a refusal, or ``""``."""
+    try:
+        code = json.loads(response.body[:4096]).get("error", {}).get("code", "")
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    return code[:64] if isinstance(code, str) else ""
+
+
+def refusal_reason(response: Response) -> str:
+    """The server's reason for a refusal, short: ``code: message`` from its JSON, else the start of its body."""
     try:
         document = json.loads(response.body[:4096])
         error = document.get("error", {})
         text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         text = response.body[:200].decode("utf-8", errors="replace")
     return text[:300] or f"HTTP {response.status}"
+
+
+def is_configuration_refusal(response: Response) -> bool:
+    """Whether a ``4xx`` answer is about the server's configuration rather than the report (so it is kept)."""
+    return response.status in _CONFIGURATION_STATUSES or _error_code(response) in CONFIGURATION_CODES
 
 
 class _Run:
@@ -131,6 +164,7 @@ class _Run:
             last_success=self.state.last_success or current.last_success,
             retry_after=self.state.retry_after,
             failures=self.state.failures,
+            waiting=self.state.waiting,
             idle_day=self.clock.today() if self.result.idle else current.idle_day,
         )
         return state.with_drops(self.drops)
@@ -180,11 +214,15 @@ class _Run:
         if response is not None and 200 <= response.status < 300:  # noqa: PLR2004
             self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, "sent", text))
             self.outbox.remove(report)
-            self.state = replace(self.state, sent_ever=True, last_success=self.now, failures=0, retry_after=None)
+            self.state = replace(
+                self.state, sent_ever=True, last_success=self.now, failures=0, retry_after=None, waiting=None
+            )
             self.result.sent += 1
             return True
+        if response is not None and 400 <= response.status < 500 and is_configuration_refusal(response):  # noqa: PLR2004
+            return self.wait_for_configuration(url, text, response)
         if response is not None and 400 <= response.status < 500 and response.status not in (408, 429):  # noqa: PLR2004
-            reason = _reason(response)
+            reason = refusal_reason(response)
             self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, f"refused: {reason}", text))
             self.outbox.remove(report)
             self.drop(f"refused by the server (HTTP {response.status})")
@@ -197,6 +235,22 @@ class _Run:
         self.state = replace(self.state, failures=failures, retry_after=retry)
         if response is not None:
             self.result.messages.append(f"{url}: HTTP {response.status}; will retry after {retry.isoformat()}")
+        self.result.retry_after = retry
+        return False
+
+    def wait_for_configuration(self, url: str, text: str, response: Response) -> bool:
+        """Keep a report the server refused for its own configuration, say why, and back off; ``False``: stop."""
+        failures = self.state.failures + 1
+        retry = self.now + retry_delay(response, failures, self.now)
+        reason = refusal_reason(response)
+        why = f"the server is not set up for this report yet ({reason}), HTTP {response.status} from {url}"
+        outcome = f"kept, will retry after {retry.isoformat()}: {why}"
+        self.outbox.record(HistoryEntry(self.now.isoformat(), url, response.status, outcome, text))
+        self.state = replace(self.state, failures=failures, retry_after=retry, waiting=why)
+        self.result.messages.append(
+            f"{url}: refused ({response.status}) {reason}; kept: the server is not set up for it yet, "
+            f"will retry after {retry.isoformat()}"
+        )
         self.result.retry_after = retry
         return False
 
@@ -232,6 +286,8 @@ def upload_pending(
         retry_after = run.state.retry_after
         if not force and retry_after is not None and run.now < retry_after:
             message = f"waiting until {retry_after.isoformat()} before trying again"
+            if run.state.waiting:
+                message += f": {run.state.waiting}"
             return UploadResult(kept=len(pending), retry_after=retry_after, messages=[message])
         run.run(outbox.pending())
         update_state(paths, run.settle)

@@ -50,6 +50,10 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+def _today_flag(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--today", action="store_true", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``consentry`` (also used to generate the CLI reference)."""
     parser = argparse.ArgumentParser(
@@ -127,10 +131,13 @@ def _report_commands(sub: Subparsers) -> None:
         "preview",
         help="print the reports that will be sent, byte for byte",
         description="Turn completed days into reports (if telemetry is on) and print each pending report "
-        "exactly as it will be uploaded, with where it will go.",
+        "exactly as it will be uploaded, with where it will go. With --today, build the reports of today as it "
+        "stands instead and print those: partial reports, never queued, which `consentry upload APP --today` sends "
+        "(for an application's author checking an integration on the day).",
     )
     _app_argument(preview)
     preview.add_argument("--raw", action="store_true", help="print only the report bytes, nothing else")
+    _today_flag(preview, "build and print today's reports so far instead (partial; for checking an integration)")
     _json_flag(preview)
 
     approve = sub.add_parser(
@@ -154,9 +161,13 @@ def _report_commands(sub: Subparsers) -> None:
         "upload",
         help="send the pending reports now",
         description="Turn completed days into reports and send those that may be sent now, saying what happened "
-        "to each.",
+        "to each. With --today, build the reports of today as it stands and send them once, now, if the current "
+        "answer sends without asking: partial reports, never queued or retried. The server keeps one report per "
+        "reporter, level and day, so the whole day's report, built after midnight as usual, replaces them and "
+        "nothing is counted twice.",
     )
     _app_argument(upload)
+    _today_flag(upload, "build today's reports so far and send them once, now (partial; replaced by the whole day)")
     _json_flag(upload)
 
     history = sub.add_parser(

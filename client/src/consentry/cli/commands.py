@@ -16,7 +16,7 @@ from typing import cast
 from consentry import __version__
 from consentry._files import read_json, write_json
 from consentry._guard import internal_errors
-from consentry.cli.discover import UnknownAppError, find_manifest, known_apps
+from consentry.cli.discover import UnknownAppError, find_manifest, known_apps, manifest_candidates
 from consentry.cli.exit_codes import ExitCode
 from consentry.consent import Consent, Decision, load_consent
 from consentry.deletion import request_deletion
@@ -27,6 +27,7 @@ from consentry.reports import reporter_id
 from consentry.session import AppSession, purge_files
 from consentry.state import load_state
 from consentry.store import StoreError
+from consentry.today import TodayResult
 from consentry.transport import HttpTransport
 from consentry.wire.schema import APP_NAME
 
@@ -61,14 +62,25 @@ def _session(args: argparse.Namespace) -> AppSession:
     try:
         manifest = find_manifest(args.app, paths, getattr(args, "manifest", None))
     except UnknownAppError as error:
-        raise CliError(
-            str(error),
-            "run the application once, or give its manifest with --manifest FILE; `consentry apps` lists known ones",
-            ExitCode.UNKNOWN_APP,
-        ) from None
+        raise CliError(str(error), _unknown_app_hint(args), ExitCode.UNKNOWN_APP) from None
     except ManifestError as error:
         raise CliError(f"the manifest of {args.app!r} is invalid:\n{error}", code=ExitCode.BAD_MANIFEST) from None
     return AppSession.open(manifest, home=paths.home)
+
+
+def _unknown_app_hint(args: argparse.Namespace) -> str:
+    """What the user can do about an application the CLI does not know: a run of it without an answer does not help."""
+    if getattr(args, "manifest", None) is not None:
+        return "give the manifest of this application with --manifest FILE"
+    command = f"consentry {args.command} {args.app}"
+    found = manifest_candidates(args.app)
+    if found:
+        return f"its installed package ships a manifest: {command} --manifest {found[0]}"
+    return (
+        f"give the manifest file the application ships: {command} --manifest FILE. The application becomes known here "
+        "once you answered its own consent question, or when its package declares the manifest in the "
+        "`consentry.manifests` entry-point group (see docs/embedding.md); `consentry apps` lists the known ones"
+    )
 
 
 def indicator(decision: Decision) -> str:
@@ -127,6 +139,9 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
             1 for r in pending if decision.send and not r.approved and not decision.sends_unasked(r.epoch)
         ),
         "last_upload": state.last_success.isoformat() if state and state.last_success else None,
+        # Why the pending reports wait, when the server refused the last upload for its own configuration.
+        "uploads_wait": state.waiting if state and pending and decision.send else None,
+        "next_upload_after": state.retry_after.isoformat() if state and state.retry_after and pending else None,
         "reporter_id_this_week": _this_week_reporter(session),
         "data_folder": str(session.paths.root),
         "indicator": indicator(decision),
@@ -177,11 +192,15 @@ def cmd_status(args: argparse.Namespace) -> ExitCode:
         "pending_reports": "pending reports",
         "waiting_approval": "waiting for you",
         "last_upload": "last upload",
+        "uploads_wait": "uploads wait",
+        "next_upload_after": "next try after",
         "reporter_id_this_week": "reporter id (week)",
         "data_folder": "data folder",
     }
     for key, label in labels.items():
         value = document[key]
+        if value is None and key in ("uploads_wait", "next_upload_after"):
+            continue  # shown only when uploads wait
         _out(f"  {label:<19} {'-' if value is None else value}")
     if document["ask_again"]:
         _out(f"  Consent is needed: run `consentry enable {session.manifest.name}` or `consentry disable ...`.")
@@ -306,6 +325,8 @@ def _url(session: AppSession, report: PendingReport) -> str | None:
 def cmd_preview(args: argparse.Namespace) -> ExitCode:
     """Print pending reports byte for byte."""
     session = _session(args)
+    if args.today:
+        return _preview_today(session, args)
     _prepare(session)
     pending = session.outbox.pending()
     checked: list[tuple[PendingReport, bytes | None, str]] = []
@@ -389,8 +410,122 @@ def cmd_upload(args: argparse.Namespace) -> ExitCode:
     if not decision.send:
         _out(f"{session.manifest.name}: nothing is sent: {decision.reason}.")
         return ExitCode.SWITCHED_OFF
+    if args.today:
+        return _upload_today(session, as_json=args.json)
     _prepare(session)
     return _upload(session, as_json=args.json)
+
+
+# ---- today's partial reports (consentry.today) ---------------------------------------------------------------
+_PARTIAL_NOTE = (
+    "partial: today so far, not queued; the whole day is reported after midnight as usual and replaces it on "
+    "the server, so nothing is counted twice"
+)
+
+
+def _today(session: AppSession, *, send: bool) -> TodayResult:
+    result = session.today_reports(send=send)
+    if result.busy:
+        raise CliError(
+            "another process is building or sending reports of this application",
+            "try again in a moment",
+            ExitCode.NOT_SENT,
+        )
+    return result
+
+
+def _nothing_today(session: AppSession) -> str:
+    decision = session.decision
+    if not decision.record:
+        return f"{session.manifest.name}: nothing is recorded ({decision.reason})."
+    return (
+        f"{session.manifest.name}: nothing was recorded today yet. Counts reach the disk every ten minutes and when "
+        "the application exits (or calls flush()): quit it, then try again."
+    )
+
+
+def _preview_today(session: AppSession, args: argparse.Namespace) -> ExitCode:
+    """``consentry preview APP --today``: today's partial reports, byte for byte."""
+    result = _today(session, send=False)
+    as_of = result.as_of.strftime("%H:%M UTC")
+    if args.raw:
+        for report in result.reports:
+            sys.stdout.buffer.write(report.data)
+        sys.stdout.flush()
+        return ExitCode.OK
+    if args.json:
+        _json(
+            [
+                {
+                    "name": report.name,
+                    "file": str(report.path),
+                    "day": report.day.isoformat(),
+                    "level": report.level,
+                    "url": session.manifest.level(report.level).endpoint,
+                    "partial": True,
+                    "as_of": result.as_of.isoformat(),
+                    "status": _today_state(session, report.epoch),
+                    "report": json.loads(report.data),
+                }
+                for report in result.reports
+            ]
+        )
+        return ExitCode.OK
+    if not result.reports:
+        _out(_nothing_today(session))
+        return ExitCode.OK
+    count = len(result.reports)
+    for index, report in enumerate(result.reports, 1):
+        url = session.manifest.level(report.level).endpoint
+        _out(f"# PARTIAL report {index} of {count}: {report.name} as of {as_of}, level {report.level}, to {url}")
+        _out(f"# file {report.path}")
+        _out(f"# {_PARTIAL_NOTE}; {_today_state(session, report.epoch)}")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(report.data)
+        sys.stdout.flush()
+    return ExitCode.OK
+
+
+def _today_state(session: AppSession, epoch: str | None) -> str:
+    decision = session.decision
+    if decision.sends_unasked(epoch):
+        return f"`consentry upload {session.manifest.name} --today` sends it now"
+    if not decision.send:
+        return "never sent from here (" + decision.reason + ")"
+    return "not sent before the day ends: it waits for your approval tomorrow"
+
+
+def _upload_today(session: AppSession, *, as_json: bool) -> ExitCode:
+    """``consentry upload APP --today``: build today's partial reports and send them once."""
+    result = _today(session, send=True)
+    if as_json:
+        _json(
+            {
+                "day": result.day.isoformat(),
+                "as_of": result.as_of.isoformat(),
+                "partial": True,
+                "built": len(result.reports),
+                "sent": result.sent,
+                "refused": result.refused,
+                "not_sent": result.not_sent,
+                "messages": result.messages,
+            }
+        )
+    elif not result.reports:
+        _out(_nothing_today(session))
+    else:
+        _out(
+            f"{session.manifest.name}: today's partial report(s) as of {result.as_of.strftime('%H:%M UTC')}: "
+            f"{result.sent} sent, {result.refused} refused, {result.not_sent} not sent (none is kept for later)."
+        )
+        for message in result.messages:
+            _out(f"  {message}")
+        _out(f"  ({_PARTIAL_NOTE}; `consentry history {session.manifest.name}` shows what was sent.)")
+    if result.refused:
+        return ExitCode.REFUSED
+    if result.not_sent:
+        return ExitCode.NOT_SENT
+    return ExitCode.OK
 
 
 def _chosen(session: AppSession, names: list[str]) -> list[PendingReport]:

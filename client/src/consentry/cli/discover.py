@@ -9,15 +9,19 @@ entry point names an object that is a :class:`~consentry.manifest.Manifest` or t
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 from pathlib import Path
 
+from consentry._quick import peek_name
 from consentry.manifest import Manifest, ManifestError, load_manifest, loads_manifest
 from consentry.paths import Paths
 from consentry.session import load_saved_manifest
 
-__all__ = ["ENTRY_POINT_GROUP", "UnknownAppError", "find_manifest", "known_apps"]
+__all__ = ["ENTRY_POINT_GROUP", "UnknownAppError", "find_manifest", "known_apps", "manifest_candidates"]
 
 ENTRY_POINT_GROUP = "consentry.manifests"
+#: The most files of an installed package looked at for a manifest of an unknown application.
+_MAX_LOOKED_AT = 200
 
 
 class UnknownAppError(LookupError):
@@ -68,4 +72,35 @@ def known_apps(paths: Paths) -> dict[str, str]:
             found[name] = f"answered ({paths.app(name).root})"
     for entry_point in _entry_points():
         found.setdefault(entry_point.name, f"installed ({entry_point.value})")
+    return found
+
+
+def manifest_candidates(app: str) -> list[Path]:
+    """Manifest files of ``app`` shipped inside an installed package of the same name, for a hint.
+
+    The package (``my-app`` is looked for as ``my_app`` too) is found without importing it; its folder and their
+    subfolders one level down are searched for ``.toml`` and ``.json`` files whose ``[app] name`` is ``app``.
+    Never raises: anything that cannot be read is no candidate.
+    """
+    found: list[Path] = []
+    for module in dict.fromkeys((app.replace("-", "_").replace(".", "_"), app)):
+        if not module.isidentifier():
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        looked_at = 0
+        for folder in map(Path, folders):
+            try:
+                files = [*folder.glob("*.toml"), *folder.glob("*.json"), *folder.glob("*/*.toml")]
+            except OSError:
+                continue
+            for file in sorted(files):
+                looked_at += 1
+                if looked_at > _MAX_LOOKED_AT:
+                    break
+                if file not in found and peek_name(str(file)) == app:
+                    found.append(file)
     return found
