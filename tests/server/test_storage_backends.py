@@ -5,6 +5,7 @@ PostgreSQL server (``support.postgres``). One test stores the same arrivals in b
 from __future__ import annotations
 
 import datetime
+import json
 import random
 import sqlite3
 import threading
@@ -13,9 +14,12 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from consentry.manifest import Manifest, PluginManifest, load_manifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
+from consentry_server.app import create_app
+from consentry_server.cli import main
 from consentry_server.config import ConfigError, Settings
 from consentry_server.storage import StorageUnavailable, open_storage
 from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, Arrival, RequestLog, Storage, StoreOutcome
@@ -81,6 +85,26 @@ class Notes:
     def __call__(self, note: str, done: int, total: int) -> None:
         assert 0 < done <= total
         self.notes.append(note)
+
+
+def execute(storage: Storage, statement: str) -> None:
+    """Run ``statement`` and commit, through a connection of its own, as another program would."""
+    if isinstance(storage, SQLiteStorage):
+        db = sqlite3.connect(storage.path)
+        try:
+            with db:
+                db.execute(statement)
+        finally:
+            db.close()
+        return
+    assert isinstance(storage, PostgreSQLStorage)
+    with psycopg.connect(storage.url) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+def database_url(storage: Storage) -> str:
+    """The ``database`` setting that opens ``storage``'s database."""
+    return f"sqlite:///{storage.path}" if isinstance(storage, SQLiteStorage) else storage.url  # type: ignore[attr-defined]
 
 
 def reopen(storage: Storage) -> Storage:
@@ -385,6 +409,108 @@ def test_delete_reporters_removes_their_rows_and_their_contribution(registered):
 
 
 # ---- request log and retention ---------------------------------------------------------------------------------
+def test_what_accepted_uploads_dropped_is_summed_per_application_and_reason_until_the_lines_expire(registered):
+    now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    old = now - datetime.timedelta(days=20)
+    registered.log_requests(
+        [
+            RequestLog(now, "/telemetry", 400, "invalid_body", 3),  # a refusal: no application, nothing dropped
+            RequestLog(now, "/telemetry", 200, "event_not_in_manifest", 90, app="slicer-like", dropped=2),
+            RequestLog(now, "/telemetry", 200, "event_not_in_manifest", 80, app="slicer-like", dropped=3),
+            RequestLog(now, "/telemetry", 200, "day_too_old", 80, app="slicer-like", dropped=1),
+            RequestLog(old, "/dfx/v1/commands", 200, "command_not_in_manifest", 500, app="dfx", dropped=7),
+        ]
+    )
+    assert registered.dropped() == {
+        "slicer-like": {"event_not_in_manifest": 5, "day_too_old": 1},
+        "dfx": {"command_not_in_manifest": 7},
+    }
+
+    registered.apply_retention(raw_before=WED, logs_before=now - datetime.timedelta(days=14))
+
+    assert registered.dropped() == {"slicer-like": {"event_not_in_manifest": 5, "day_too_old": 1}}
+    assert query(registered, "SELECT status, code, app, dropped FROM request_log ORDER BY status, code, dropped") == [
+        (200, "day_too_old", "slicer-like", 1),
+        (200, "event_not_in_manifest", "slicer-like", 2),
+        (200, "event_not_in_manifest", "slicer-like", 3),
+        (400, "invalid_body", None, 0),
+    ]
+
+
+def test_a_database_of_the_previous_schema_gets_the_drop_columns_and_keeps_its_log(backend, monkeypatch):
+    # A server of the release before drops existed made this database and logged a refusal; the new server
+    # migrates it on opening: one step, the old line kept, no application and nothing dropped on it.
+    sqlite = isinstance(backend, SQLiteStorage)
+    steps, module = (SQLITE, "sqlite") if sqlite else (POSTGRESQL, "postgres")
+    new = [index for index, step in enumerate(steps) if step.name.endswith("_request_log_drops")]
+    assert new == [len(steps) - 1], "the drops step is the newest: move this test's cut if one is added after it"
+    with monkeypatch.context() as previous:
+        previous.setattr(f"consentry_server.storage.{module}.{'SQLITE' if sqlite else 'POSTGRESQL'}", steps[:-1])
+        assert backend.migrate() == [step.name for step in steps[:-1]]
+    execute(
+        backend,
+        "INSERT INTO request_log (time, route, status, code, size) "
+        "VALUES (1796000000, '/telemetry', 400, 'invalid_body', 3)",
+    )
+
+    upgraded = reopen(backend)
+    try:
+        assert upgraded.migrate() == [steps[-1].name]
+        assert upgraded.migrate() == []
+        assert query(upgraded, "SELECT route, status, code, app, dropped FROM request_log") == [
+            ("/telemetry", 400, "invalid_body", None, 0)
+        ]
+        assert upgraded.dropped() == {}
+        now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+        upgraded.log_requests([RequestLog(now, "/telemetry", 200, "day_too_old", 90, app="slicer-like", dropped=4)])
+        assert upgraded.dropped() == {"slicer-like": {"day_too_old": 4}}
+    finally:
+        upgraded.close()
+
+
+def test_operators_see_what_uploads_dropped_in_stats_and_apps_list(registered, tmp_path, capsys):
+    settings = Settings(
+        database=database_url(registered),
+        public_database=str(tmp_path / "public.sqlite3"),
+        admin_token="backend-tests-token",  # noqa: S106 - a throwaway token for a throwaway server
+        slicer_app="slicer-like",
+    )
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    rows = [
+        {"component": "Data", "event": "enter", "day": (today - datetime.timedelta(days=1)).isoformat(), "times": "2"},
+        {"component": "Telemetry", "event": "SlicerStartup", "day": today.isoformat(), "times": "1"},
+        {"component": "Data", "event": "secret", "day": today.isoformat(), "times": "1"},
+        {"component": "Data", "event": "enter", "day": "2001-01-01", "times": "1"},
+    ]
+    token = {"authorization": f"Bearer {settings.admin_token}"}
+    with TestClient(create_app(settings, registered)) as client:
+        for _ in range(2):
+            answer = client.post("/telemetry", content=json.dumps(rows), headers={"content-type": "application/json"})
+            assert answer.json()["partial_success"]["dropped"] == {
+                "component_not_in_manifest": 1,
+                "day_too_old": 1,
+                "event_not_in_manifest": 1,
+            }
+        assert client.post("/telemetry", content=b"[{", headers={"content-type": "application/json"}).status_code == 400
+    with TestClient(create_app(settings, registered)) as client:  # the request log, as written on closing
+        stats = client.get("/admin/v1/stats", headers=token).json()
+
+    dropped = {"slicer-like": {"component_not_in_manifest": 2, "day_too_old": 2, "event_not_in_manifest": 2}}
+    assert stats["dropped"] == dropped
+    assert registered.dropped() == dropped
+    assert query(registered, "SELECT count(*) FROM request_log WHERE app IS NULL") == [(1,)]  # the refusal
+    assert main(["apps", "list", "--db", settings.database, "--public-db", str(settings.public_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "napari-like  (1 version(s); plugins: napari-blobs, napari-tracks)",
+        "slicer-like  (1 version(s); plugins: SlicerIGT, TotalSegmentator)",
+        (
+            "  dropped from uploads in the request log kept: component_not_in_manifest 2, day_too_old 2, "
+            "event_not_in_manifest 2"
+        ),
+        "stripepy-like  (1 version(s))",
+    ]
+
+
 def test_retention_deletes_raw_rows_and_log_lines_before_the_cut_off_and_keeps_aggregates(registered):
     days = [MON + datetime.timedelta(days=n) for n in range(5)]
     store(registered, *(report(n, day, counts={day: {ADD_IMAGE: 1}}) for day in days for n in range(2)))
@@ -748,3 +874,24 @@ def test_both_backends_give_identical_results_for_identical_arrivals(
     finally:
         for storage in backends:
             storage.close()
+
+
+def test_new_installs_are_unknown_where_a_reporter_could_not_tell_whether_it_was_new(registered):
+    # An OTLP export or a seed-format upload makes a report with first_report false because it cannot tell, not
+    # because the install is known: the new installs of the periods it falls in are unknown, never a count that
+    # leaves it out. Periods without such a report keep their count.
+    for item in week_of_reports():
+        store(registered, item)
+    export = report(40, TUE, app_version="1.0.0")
+    [outcome] = registered.store_batch([Arrival(export, RECEIVED, None, first_report_known=False)])
+    assert isinstance(outcome, StoreOutcome)
+    registered.aggregate()
+    tables = registered.aggregates()
+    new = {(row.period, row.start, row.level): row.new_installs for row in tables.installs}
+    assert new[("day", MON, "basic")] == 1  # reporter 0's first report; no export that day
+    assert new[("day", TUE, "basic")] is None
+    assert new[("week", MON, "basic")] is None
+    assert new[("week", MON, "full")] is None  # the marker is the application's, whatever the level
+    assert new[("month", NOV_1, "basic")] is None
+    assert new[("week", NEXT_MON, "basic")] == 0  # a week of native reports only: known, and none was new
+    assert installs(tables)[("week", MON)] == 10  # the export is still an active reporter
