@@ -8,6 +8,7 @@ with these paths (a route without a description fails it), and schemathesis call
 from __future__ import annotations
 
 from consentry.wire import json_schema
+from consentry.wire.schema import VERSION
 from consentry_server._version import __version__
 
 __all__ = ["openapi"]
@@ -78,22 +79,39 @@ def _table(filter_name: str, description: str) -> dict[str, object]:
     }
 
 
+_PARTIAL_SUCCESS = {
+    "type": "object",
+    "description": "Only when something was dropped (undeclared or invalid rows, records or parameters).",
+    "required": ["dropped", "message"],
+    "properties": {
+        "dropped": {
+            "type": "object",
+            "description": "Items dropped per machine-readable reason, e.g. event_not_in_manifest.",
+            "additionalProperties": {"type": "integer"},
+        },
+        "message": {"type": "string", "description": "The first problem of each reason."},
+    },
+}
+
+
 def _upload_answer(extra: dict[str, object] | None = None) -> dict[str, object]:
-    """The 200 answer of the seed-format routes: what storing the upload's reports did."""
+    """The 200 answer of the seed-format routes: what storing the upload's reports did, and what was dropped."""
     properties: dict[str, object] = {
         "status": {"type": "string", "enum": ["stored", "replaced", "duplicate", "empty"]},
         "reports": {"type": "integer"},
         "days": {"type": "integer"},
+        "partial_success": _PARTIAL_SUCCESS,
         **(extra or {}),
     }
     return _json(
-        "Every report of the upload durably stored (or already stored); nothing of a refused upload is.",
+        "Every report of the upload durably stored (or already stored), less what partial_success says was "
+        "dropped; nothing of a refused upload is.",
         {"type": "object", "required": ["status", "reports", "days"], "properties": properties},
     )
 
 
 _SEED_REFUSALS: dict[str, dict[str, object]] = {
-    "400": _error("Refused whole: malformed, or not allowed by the application's manifest."),
+    "400": _error("Refused whole: malformed, or an application that is not registered."),
     "404": _error("No such application, or no default one for POST /telemetry (setting slicer_app)."),
     "413": _error("Too large, as sent or once decompressed."),
     "415": _error("An encoding other than gzip, or a content type other than JSON."),
@@ -120,6 +138,64 @@ def _seed_responses(ok: dict[str, object]) -> dict[str, dict[str, object]]:
     return {"200": ok, **_SEED_REFUSALS}
 
 
+def _collection_date(name: str, description: str, *, required: bool) -> dict[str, object]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description + " Written YYYYMMDD, as the thread's example does, or YYYY-MM-DD.",
+        "schema": {"type": "string", "pattern": "^([0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"},
+    }
+
+
+_SLICER_QUERY: list[dict[str, object]] = [
+    {
+        "name": "app",
+        "in": "query",
+        "required": False,
+        "description": "The application (compared without case, e.g. Slicer); by default the path's, else slicer_app.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "app_version",
+        "in": "query",
+        "required": False,
+        "description": "The application's version, stored as the report's (else 'other').",
+        "schema": {"type": "string", "pattern": VERSION.regex.pattern},
+    },
+    _collection_date("collection_start_date", "The first day of the collection period.", required=False),
+    _collection_date(
+        "collection_end_date", "The last day of the period: the day the counts are stored on.", required=True
+    ),
+    {
+        "name": "counters",
+        "in": "query",
+        "required": False,
+        "description": "Every other parameter is a counter <component>_<event>=<count>, after an optional module_ "
+        "or extension_ prefix (app_startup, module_DICOM_activate, extension_LungCTAnalyzer_AISegmentation). "
+        "One the manifests do not declare, or whose count is not valid, is dropped (partial_success).",
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]{1,10}$"}},
+    },
+]
+_QUERY_REFUSALS: dict[str, dict[str, object]] = {
+    "400": _error(
+        "Refused whole: a malformed query (a parameter not name=value, bad escapes, not UTF-8, a name given twice), "
+        "a missing or invalid collection_end_date, an invalid collection_start_date or app_version."
+    ),
+    "414": _error("The query string is longer than 16 KiB."),
+}
+_CROSS_SITE = _error("A browser says a page of another site made it send this request (Sec-Fetch-Site).")
+
+
+def _slicer_responses(refusals: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    responses = _seed_responses(_upload_answer())
+    responses.update(refusals)
+    responses["403"] = _CROSS_SITE
+    return dict(sorted(responses.items()))
+
+
 def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, object]:
     return {
         "post": {
@@ -127,8 +203,15 @@ def _slicer(summary: str, parameters: list[dict[str, object]]) -> dict[str, obje
             "tags": ["seed formats"],
             "parameters": parameters,
             "requestBody": {"required": True, "content": {"application/json": {"schema": _SLICER_ROWS}}},
-            "responses": _seed_responses(_upload_answer()),
-        }
+            "responses": _slicer_responses({}),
+        },
+        "get": {
+            "summary": "The query-string form the 3D Slicer thread proposes: the counters of one collection period.",
+            "description": "Answers are never cached (Cache-Control: no-store); a HEAD request is answered 405.",
+            "tags": ["seed formats"],
+            "parameters": [*parameters, *_SLICER_QUERY],
+            "responses": _slicer_responses(_QUERY_REFUSALS),
+        },
     }
 
 
@@ -257,7 +340,8 @@ _ADMIN_PATHS: dict[str, object] = {
     ),
     "/admin/v1/stats": _admin(
         "get",
-        "Stored report rows, registered applications, refusals by reason, rows per table.",
+        "Stored report rows, registered applications, refusals by reason, what accepted uploads dropped per "
+        "application and reason (over the request log kept), rows per table.",
         {"200": _json("The figures.")},
     ),
     "/admin/v1/export/{app}": _admin(
