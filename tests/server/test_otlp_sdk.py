@@ -162,6 +162,7 @@ def test_the_sdk_exporter_sends_stripepy_runs_that_are_stored_as_native_reports(
         "system.python": "3.13",
         "dependency.numpy": "2.3.1",
         "dependency.hictkpy": "1.3.0",
+        "first_report": "unknown",  # an export cannot say whether it is an install's first
     }
     runs = {entry["name"]: entry["n"] for entry in row["counters"] if entry["kind"] == "command_runs"}
     assert runs == {"call": 2, "download": 1}
@@ -263,6 +264,6 @@ def test_delta_counters_from_the_sdk_become_event_counts(otlp_server):
         today.isoformat(),
         (today - datetime.timedelta(days=1)).isoformat(),
     }
-    assert rows["basic"]["facts"] == {"system.os": "windows"}
+    assert rows["basic"]["facts"] == {"system.os": "windows", "first_report": "unknown"}
     assert [(c["kind"], c["name"], c["n"]) for c in rows["full"]["counters"]] == [("event", "SampleData/load", 5)]
     assert b"/home/alice" not in everything_stored(otlp_server.database.parent)

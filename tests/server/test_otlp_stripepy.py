@@ -41,7 +41,9 @@ from consentry.manifest import Manifest, load_manifest
 from consentry_server.app import create_app
 from consentry_server.config import Settings
 from consentry_server.otlp.resource import bin_arch, bin_os
+from consentry_server.publish import publish_as_configured
 from consentry_server.storage import SQLiteStorage
+from consentry_server.storage.public import PublicStore
 from support.store import recorded_day
 
 STRIPEPY = Path(__file__).parent / "seed_formats" / "stripepy.toml"
@@ -317,12 +319,32 @@ def test_every_stripepy_run_is_stored_under_its_declared_command(server, storage
     }
     dependencies = {f"dependency.{name}": version for name, version in DEPENDENCIES.items() if name in DECLARED}
     assert {json.dumps(row["facts"]) for row in rows} == {
-        json.dumps({**dependencies, **system, "system.python_impl": "cpython"}, sort_keys=True)
+        json.dumps(
+            {**dependencies, **system, "system.python_impl": "cpython", "first_report": "unknown"}, sort_keys=True
+        )
     }
     assert {row["app_version"] for row in rows} == {VERSION}
     stored = json.dumps(rows)
     assert "/home/alice" not in stored
     assert "Refusing" not in stored
+
+
+def test_new_installs_of_stripepy_are_unknown_not_one_per_export_nor_zero(server, storage, settings):
+    # StripePy's exports carry no install id and no first-run signal: three runs of one user are three exports.
+    for _ in range(3):
+        assert not partial(export(server, [record("call", call())])).rejected_spans
+    storage.aggregate()
+    rows = [row for row in storage.aggregates().installs if row.app == "stripepy"]
+    assert {row.period for row in rows} == {"day", "week", "month"}
+    assert {(row.period, row.reporters) for row in rows} == {("day", 3), ("week", 3), ("month", 3)}  # runs
+    assert {row.new_installs for row in rows} == {None}  # unknown: neither 3 (one per export) nor 0
+    publish_as_configured(storage, settings)
+    published = [row for row in PublicStore(settings.public_path).published_tables().installs if row.app == "stripepy"]
+    assert {(row.period, row.reporters, row.new_installs) for row in published} == {
+        ("day", 3, None),
+        ("week", 3, None),
+        ("month", 3, None),
+    }
 
 
 def test_false_true_and_none_are_three_different_things(server, storage):

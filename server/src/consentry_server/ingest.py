@@ -166,10 +166,13 @@ class Ingest:
         source: Source,
         content_type: str | None = "application/json",
         encoding: str | None = None,
+        first_report_known: bool = True,
     ) -> StoreOutcome:
         """Hand one native report body to the storer: validated against the manifest, then committed.
 
         Raises :class:`Rejection` for a refused report, and 503 when the storer is busy or cannot store.
+        ``first_report_known`` is false for the reports that OTLP and the seed-format adapters make: their
+        ``first_report`` is false because the upload cannot tell, not because the install is known.
         """
         try:
             return await self.storer.store(
@@ -180,6 +183,7 @@ class Ingest:
                 received=datetime.datetime.now(datetime.timezone.utc),
                 country=source.country,
                 source=source.key,
+                first_report_known=first_report_known,
             )
         except Overloaded:
             raise Rejection(503, "overloaded", "", "the server is busy; try again later", retry_after=30) from None

@@ -51,11 +51,14 @@ class Storer(Protocol):
         received: datetime.datetime,
         country: str | None,
         source: str | None = None,
+        first_report_known: bool = True,
     ) -> StoreOutcome:
         """Store one report once it is committed; raise ``Rejection``, :class:`Overloaded` or :class:`StoringError`.
 
         ``source``: the key of the request's source (a salted hash of its address), for the limit on its new
-        reporters; ``None`` when unknown.
+        reporters; ``None`` when unknown. ``first_report_known`` is false for a report made from an upload that
+        cannot tell an install's first report from its others (OTLP, the seed formats): see
+        :class:`~consentry_server.storage.base.Arrival`.
         """
         ...
 
@@ -93,6 +96,7 @@ class ThreadStorer:
         received: datetime.datetime,
         country: str | None,
         source: str | None = None,
+        first_report_known: bool = True,
     ) -> StoreOutcome:
         """Decode, validate, limit, then wait for the writer to commit the report."""
         if len(body) <= INLINE_BYTES:
@@ -103,7 +107,7 @@ class ThreadStorer:
                 level,
                 body,
             )
-        future = self.writer.submit(Arrival(report, received, country))
+        future = self.writer.submit(Arrival(report, received, country, first_report_known))
         try:
             return await asyncio.wrap_future(future)
         except Exception as error:

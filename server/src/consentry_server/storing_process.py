@@ -223,6 +223,7 @@ class ProcessStorer:
         received: datetime.datetime,
         country: str | None,
         source: str | None = None,
+        first_report_known: bool = True,
     ) -> StoreOutcome:
         """Send the body to the storing process; return its outcome once committed, or raise its refusal."""
         if self._transport is None or self._transport.is_closing():
@@ -233,7 +234,17 @@ class ProcessStorer:
         future: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
         self._pending[number] = future
         try:
-            parts = (number, level, body, content_type, encoding, received.timestamp(), country, source)
+            parts = (
+                number,
+                level,
+                body,
+                content_type,
+                encoding,
+                received.timestamp(),
+                country,
+                source,
+                first_report_known,
+            )
             self._send(_message("report", *parts))
             return await future
         finally:
@@ -331,7 +342,7 @@ def _accepting(
                 elif message[0] == "forget":
                     acceptor.registry.invalidate(message[1])
                 elif message[0] == "report":
-                    _, number, level, body, content_type, encoding, received, country, source = message
+                    _, number, level, body, content_type, encoding, received, country, source, known = message
                     try:
                         report = acceptor.admit(
                             level, body, content_type=content_type, encoding=encoding, source=source
@@ -347,7 +358,7 @@ def _accepting(
                         refusals.append(_message("failed", number, f"accepting failed: {type(error).__name__}"))
                         continue
                     when = datetime.datetime.fromtimestamp(received, datetime.timezone.utc)
-                    work.put(("arrival", number, Arrival(report, when, country)))
+                    work.put(("arrival", number, Arrival(report, when, country, bool(known))))
             connection.send(refusals)
     finally:
         work.put(_STOP)

@@ -149,7 +149,7 @@ class Receiver:
         for index, day in enumerate(planned):
             try:
                 for level, body in day.bodies:
-                    await self.ingest.store(level, body, source=source)
+                    await self.ingest.store(level, body, source=source, first_report_known=False)
                     stored = True
             except Rejection as rejection:
                 busy = rejection.status in (429, 503)

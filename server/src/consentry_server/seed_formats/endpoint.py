@@ -190,7 +190,7 @@ async def store_reports(
     statuses = set()
     days = 0
     for report, body in zip(reports, bodies, strict=True):
-        outcome = await ingest.store(report.level, body, source=source)
+        outcome = await ingest.store(report.level, body, source=source, first_report_known=False)
         statuses.add(outcome.status)
         days += outcome.days
     drops.log(ingest, route, sum(received))

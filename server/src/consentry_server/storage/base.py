@@ -44,12 +44,12 @@ __all__ = [
     "StoreOutcome",
     "ValueRow",
     "counter_aggregates",
-    "unknown_new_installs",
     "epoch_day",
     "export_record",
     "from_epoch_day",
     "period_start",
     "store_report",
+    "unknown_new_installs",
 ]
 
 #: Aggregation periods. Day and ISO week counts of distinct reporters are exact (reporter ids are stable within

@@ -284,7 +284,9 @@ class SQLiteStorage:
         level_id, version_id = self._name(report.level), self._name(report.app_version)
         reporter = bytes.fromhex(report.reporter)
         known = arrival.first_report_known
-        facts = [(self._name(key), self._name(value)) for key, value in fact_rows(report, first_report_known=known).items()]
+        facts = [
+            (self._name(key), self._name(value)) for key, value in fact_rows(report, first_report_known=known).items()
+        ]
         received = int(arrival.received.timestamp())
         statuses = []
         for day in report.days:
