@@ -103,7 +103,7 @@ def test_report_travels_from_consent_to_the_public_api(server: RunningServer, tm
         (day, "basic", 1),
         (day, "full", 1),
     ]
-    assert server.get_json("/api/v1/meta")["threshold"] == "1"  # type: ignore[index]
+    assert server.get_json("/api/v1/meta")["threshold"] == 1  # type: ignore[index]
 
 
 def test_event_missing_from_the_manifest_is_refused_and_nothing_is_stored(

@@ -176,7 +176,7 @@ def test_apps_add_registers_application_and_plugin_manifests(capsys, db, napari)
     assert f"application napari-like {napari.consent_version} registered" in out
     assert "plugin napari-blobs " in out
     assert "plugin TotalSegmentator " in out
-    assert out.count(" registered\n") == len(APP_FILES) + len(PLUGIN_FILES)
+    assert out.count(" registered in ") == len(APP_FILES) + len(PLUGIN_FILES)
 
     assert main(["apps", "add", *db, str(APP_FILES[0])]) == 0
     assert "already registered" in capsys.readouterr().out

@@ -53,13 +53,33 @@ def test_meta_describes_the_publication(client):
     response = client.get("/api/v1/meta")
     assert response.status_code == 200
     meta = response.json()
-    assert {key: meta[key] for key in ("format", "threshold", "published_at", "noise")} == {
-        "format": "1",
-        "threshold": str(THRESHOLD),
+    assert {key: meta[key] for key in ("format", "threshold", "published_at", "noise", "publication")} == {
+        "format": 1,
+        "threshold": THRESHOLD,
         "published_at": RECEIVED.isoformat(),
-        "noise": "none",
+        "noise": None,
+        "publication": 1,
     }
     assert "complementary" in meta["suppression"]
+
+
+@pytest.mark.parametrize("epsilon", [None, 0.5])
+def test_meta_and_the_open_data_index_give_each_value_one_type(client, storage, settings, make_report, epsilon):
+    """Numbers are JSON numbers in both; noise is null or an object in both; the shared keys agree."""
+    for n in range(4):
+        store_report(storage, make_report(reporter=n, days=(MON,)), received=RECEIVED)
+    storage.aggregate()
+    publish(storage, PublicStore(settings.public_path), threshold=THRESHOLD, now=RECEIVED, noise_epsilon=epsilon)
+    meta = client.get("/api/v1/meta").json()
+    index = client.get("/data/v1/index.json").json()
+    shared = ("format", "threshold", "published_at", "suppression", "noise")
+    assert {key: meta[key] for key in shared} == {key: index[key] for key in shared}
+    for document in (meta, index):
+        assert type(document["threshold"]) is int
+        assert type(document["format"]) is int
+        assert isinstance(document["published_at"], str)
+        assert document["noise"] is None if epsilon is None else document["noise"]["epsilon_per_number"] == epsilon
+    assert type(meta["publication"]) is int
 
 
 def test_meta_is_empty_before_the_first_publication(client):

@@ -94,9 +94,22 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per 
         description="Register manifests (every version is kept; reports are checked against them) or list them.",
     )
     apps_sub = apps.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
-    add = apps_sub.add_parser("add", help="register manifest files", description="Register manifest files.")
+    add = apps_sub.add_parser(
+        "add",
+        help="register manifest files",
+        description="Register manifest files. With --server, with that running server, through its admin API "
+        "(the token in CONSENTRY_ADMIN_TOKEN): the way to add an application to a server that runs. Without it, "
+        "straight into the database of --config or --db, by default the one `serve` uses when started from the "
+        "same folder (consentry-data/); it names the database it wrote to.",
+    )
     _common(add)
     add.add_argument("files", nargs="+", metavar="FILE", help="application or plugin manifests (.toml or .json)")
+    add.add_argument(
+        "--server",
+        metavar="URL",
+        help="register with the server running at URL (e.g. http://127.0.0.1:8000) through its admin API, "
+        "with the admin token in CONSENTRY_ADMIN_TOKEN",
+    )
     listing = apps_sub.add_parser(
         "list",
         help="list registered applications",
@@ -323,6 +336,10 @@ def run_server(server: uvicorn.Server, sockets: Sequence[socket.socket]) -> None
 
 
 def _cmd_apps(args: argparse.Namespace) -> int:
+    if args.apps_command == "add" and args.server is not None:
+        from consentry_server.remote import add_remote  # noqa: PLC0415 - HTTP only for this
+
+        return add_remote(args.files, args.server, sys.stdout, sys.stderr)
     settings = _settings(args)
     storage = open_storage(settings)
     try:
@@ -348,7 +365,8 @@ def _cmd_apps(args: argparse.Namespace) -> int:
             created = storage.register_manifest(manifest)
             what = "application" if isinstance(manifest, Manifest) else "plugin"
             state = "registered" if created else "already registered"
-            sys.stdout.write(f"{file}: {what} {manifest.name} {manifest.consent_version} {state}\n")
+            where = settings.sqlite_path or "the PostgreSQL database"  # a URL may hold a password
+            sys.stdout.write(f"{file}: {what} {manifest.name} {manifest.consent_version} {state} in {where}\n")
         return 1 if failed else 0
     finally:
         storage.close()
@@ -490,6 +508,7 @@ _OS_HINTS = {
     errno.EEXIST: "a file stands where a folder should be: move it aside, or choose another path",
     errno.ENOSPC: "the disk is full: free some space",
     errno.ENOENT: "check the path",
+    errno.EADDRINUSE: "another program (another server?) listens there: stop it, or choose another --port (0: any)",
 }
 
 

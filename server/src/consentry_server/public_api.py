@@ -2,7 +2,7 @@
 
 Routes (all ``GET``, all cacheable for a minute, CORS open):
 
-- ``/api/v1/meta``: publication time, reporter threshold, format version;
+- ``/api/v1/meta``: publication time, reporter threshold, format version, noise (:func:`meta_document`);
 - ``/api/v1/apps``: published applications;
 - ``/api/v1/apps/{app}/installs?period=day|week|month[&level=L]``: distinct reporters per period;
 - ``/api/v1/apps/{app}/counters?period=day|week|month[&kind=K]``: counter totals and their reporters;
@@ -19,7 +19,8 @@ Published data changes only when it is published again: each answer is rendered 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from starlette.requests import Request
@@ -30,7 +31,7 @@ from consentry_server.storage.base import COUNTER_KINDS
 from consentry_server.storage.base import PERIODS as STORED_PERIODS
 from consentry_server.storage.public import PublicationCache, PublicStore
 
-__all__ = ["PERIODS", "public_routes"]
+__all__ = ["PERIODS", "meta_document", "public_routes"]
 
 PERIODS = STORED_PERIODS
 #: Most days one ``period=day`` answer covers.
@@ -76,7 +77,7 @@ def public_routes(store: PublicStore) -> list[Route]:
         return endpoint
 
     def meta(_: Request) -> JSONResponse:
-        return _ok(store.meta())
+        return _ok(meta_document(store.meta()))
 
     def apps(_: Request) -> JSONResponse:
         return _ok([{"name": a.name, "title": a.title, "homepage": a.homepage} for a in store.apps()])
@@ -111,6 +112,27 @@ def public_routes(store: PublicStore) -> list[Route]:
         Route("/api/v1/apps/{app}/counters", table(store.counters, "kind")),
         Route("/api/v1/apps/{app}/values", table(store.values, "field")),
     ]
+
+
+#: Keys of the publication's description that hold whole numbers (the public store keeps every value as text).
+_NUMBERS = ("format", "threshold", "publication")
+
+
+def meta_document(meta: Mapping[str, str]) -> dict[str, object]:
+    """The publication's description as ``/api/v1/meta`` answers it: numbers as JSON numbers, as in ``index.json``.
+
+    ``format``, ``threshold`` and ``publication`` are integers; ``noise`` is ``null`` (exact numbers) or the
+    noise's parameters as an object; ``published_at`` and ``suppression`` are text. Empty before the first
+    publication.
+    """
+    document: dict[str, object] = dict(meta)
+    for key in _NUMBERS:
+        value = meta.get(key)
+        if value is not None:
+            document[key] = int(value) if value.lstrip("-").isdigit() else None
+    if "noise" in meta:
+        document["noise"] = None if meta["noise"] == "none" else json.loads(meta["noise"])
+    return document
 
 
 def _threshold(store: PublicStore) -> int | None:
