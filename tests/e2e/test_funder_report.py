@@ -4,7 +4,8 @@ A real ``consentry-server serve`` receives a quarter of napari-like reports over
 ``publish`` (k = 5) run as commands; ``report`` writes the HTML page, which Chromium opens from the file with
 every request recorded. Checked: it loads nothing and logs no error; every figure it shows is the published one;
 no number that publishing hid appears; the certificate it embeds verifies offline by its own steps; bad
-arguments get one line and a non-zero exit. A screenshot goes to the test's temporary folder.
+arguments get one line and a non-zero exit. A screenshot goes to ``test-results/screenshots/funder-report.png``
+(git-ignored).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from consentry.manifest import load_any_manifest
 from consentry.wire import Plugin, Report, encode
 from consentry_server.storage import PublicStore
 from support.e2e import NO_RATE_LIMITS
-from support.paths import EXAMPLES, NAPARI
+from support.paths import EXAMPLES, NAPARI, ROOT
 from support.processes import script, stop
 from support.processes import start as start_process
 
@@ -39,6 +40,8 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
+#: Where the screenshot goes, beside the dashboard's (git-ignored).
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 K = 5
@@ -280,10 +283,11 @@ def expected(store: PublicStore) -> dict[str, str]:
 
 
 # ---- the tests ------------------------------------------------------------------------------------------------------
-def test_the_report_loads_nothing_logs_no_error_and_is_screenshotted(shown: Page, report_file: Path, tmp_path: Path):
+def test_the_report_loads_nothing_logs_no_error_and_is_screenshotted(shown: Page, report_file: Path):
     assert shown.requests == [report_file.as_uri()]
     assert shown.errors == []
-    screenshot = tmp_path / "funder-report.png"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / "funder-report.png"
     shown.page.screenshot(path=str(screenshot), full_page=True)  # type: ignore[attr-defined]
     assert screenshot.stat().st_size > 10_000
     sys.stdout.write(f"\nscreenshot: {screenshot}\n")

@@ -272,7 +272,7 @@ def test_every_response_carries_the_security_headers(client, method, url, header
 
 # ---- dashboard page --------------------------------------------------------------------------------------------
 @pytest.mark.usefixtures("published")
-def test_the_dashboard_page_is_a_shell_of_relative_links_to_packaged_files(client):
+def test_the_dashboard_page_is_a_shell_of_relative_links_to_packaged_files(client, settings):
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -289,7 +289,12 @@ def test_the_dashboard_page_is_a_shell_of_relative_links_to_packaged_files(clien
             assert asset.headers["cache-control"] == "public, max-age=3600"
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/../pages.py").status_code == 404
-    assert client.get("/transparency/napari-like.json").json()["app"] == "napari-like"
+    document = client.get("/transparency/napari-like.json").json()
+    assert document["app"] == "napari-like"
+    # No signing key on this server yet: the page learns it from the document (null), never from a request
+    # that would answer 404 in the browser's console.
+    assert document["certificate_key"] is None
+    assert not settings.signing_key_path.exists()
 
 
 def test_the_dashboard_page_before_any_publication(client):

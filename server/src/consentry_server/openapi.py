@@ -430,7 +430,14 @@ _PUBLIC_FILES: dict[str, object] = {
         "The transparency document of a published application (/transparency/{app}.json): its levels, "
         "retention and how to opt out.",
         "pages",
-        {"200": _json("The document."), "404": _error("No such published application.")},
+        {
+            "200": _json(
+                "The document; certificate_key is the public key usage certificates are verified against (null "
+                "while there is none), so the page needs no other request.",
+                {"type": "object", "properties": {"certificate_key": {"type": ["object", "null"]}}},
+            ),
+            "404": _error("No such published application."),
+        },
         _path("name"),
     ),
 }
@@ -534,7 +541,23 @@ def openapi() -> dict[str, object]:
                 "get": {
                     "summary": "When the data was published, the threshold, suppression and noise.",
                     "tags": ["public"],
-                    "responses": {"200": _json("The publication's description (empty before the first).")},
+                    "responses": {
+                        "200": _json(
+                            "The publication's description (empty before the first): numbers as numbers, the "
+                            "same keys and types as the open data's index.json.",
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "format": {"type": "integer"},
+                                    "threshold": {"type": "integer"},
+                                    "publication": {"type": "integer"},
+                                    "published_at": {"type": "string"},
+                                    "suppression": {"type": "string"},
+                                    "noise": {"type": ["object", "null"]},
+                                },
+                            },
+                        )
+                    },
                 }
             },
             "/api/v1/apps": {
