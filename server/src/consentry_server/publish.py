@@ -16,12 +16,7 @@ from consentry_server.privacy import add_noise, noise_parameters, protect
 from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, Storage
 from consentry_server.storage.public import AppInfo, Publication, PublicStore
 
-__all__ = ["CONTRIBUTION_CAP", "publish", "publish_as_configured", "suppress"]
-
-
-def suppress(tables: AggregateTables, threshold: int) -> AggregateTables:
-    """Primary and complementary suppression (kept under this name for callers of the first version)."""
-    return protect(tables, threshold)
+__all__ = ["CONTRIBUTION_CAP", "publish", "publish_as_configured"]
 
 
 def publish_as_configured(storage: Storage, settings: Settings, *, now: datetime.datetime | None = None) -> Publication:
