@@ -23,7 +23,7 @@ from consentry.cli import ExitCode
 from consentry.session import AppSession
 from consentry.state import load_state
 from support.e2e import EXTRA_EVENT, manifest_file, run, two_level_manifest, yesterday_noon
-from support.processes import ADMIN_TOKEN, RunningServer, client_environment, script, start, stop
+from support.processes import RunningServer, client_environment, script, serving
 
 APP = "e2e-app"
 
@@ -31,15 +31,8 @@ APP = "e2e-app"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """``consentry-server serve`` on a free port of 127.0.0.1, with SQLite in a temporary folder."""
-    data = tmp_path / "server"
-    database, public = data / "consentry.sqlite3", data / "public.sqlite3"
-    env = {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}
-    command = [script("consentry-server"), "serve", "--db", f"sqlite:///{database}", "--public-db", str(public)]
-    started = start([*command, "--host", "127.0.0.1", "--port", "0"], env, r"listening on (http://127\.0\.0\.1:\d+)")
-    try:
-        yield RunningServer(started.match.group(1), database, public, started)
-    finally:
-        stop(started)
+    with serving(tmp_path / "server") as server:
+        yield server
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from consentry.state import load_state
 from consentry.today import send_partial
 from consentry.transport import HttpTransport
 from support.e2e import manifest_file, run
-from support.processes import ADMIN_TOKEN, RunningServer, client_environment, script, start, stop
+from support.processes import RunningServer, client_environment, script, serving
 
 APP = "e2e-app"
 
@@ -32,15 +31,8 @@ APP = "e2e-app"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """``consentry-server serve`` on a free port of 127.0.0.1, with SQLite in a temporary folder."""
-    data = tmp_path / "server"
-    database, public = data / "consentry.sqlite3", data / "public.sqlite3"
-    env = {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}
-    command = [script("consentry-server"), "serve", "--db", f"sqlite:///{database}", "--public-db", str(public)]
-    started = start([*command, "--host", "127.0.0.1", "--port", "0"], env, r"listening on (http://127\.0\.0\.1:\d+)")
-    try:
-        yield RunningServer(started.match.group(1), database, public, started)
-    finally:
-        stop(started)
+    with serving(tmp_path / "server") as server:
+        yield server
 
 
 def stored(database: Path) -> list[tuple[str, int]]:

@@ -17,7 +17,6 @@ import datetime
 import gzip
 import http.client
 import json
-import os
 import stat
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ from consentry_server.seed_formats.dfx import MAX_LINE_LENGTH, MAX_RECORDS, pars
 from consentry_server.seed_formats.endpoint import DayWindow
 from consentry_server.storage import open_storage
 from support.bodies import chunked, gzip_bomb
-from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
+from support.processes import ADMIN_TOKEN, RunningServer, serving
 from support.seed_reports import as_first_report_unknown, first_report_unknown_records
 
 DFX = Path(__file__).parent / "seed_formats" / "dfx.toml"
@@ -871,16 +870,8 @@ def test_the_good_records_of_the_tables_are_themselves_accepted(client, storage)
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """``consentry-server serve`` on a free port of 127.0.0.1, with SQLite in a temporary folder."""
-    data = tmp_path / "server"
-    database, public = data / "consentry.sqlite3", data / "public.sqlite3"
-    command = [script("consentry-server"), "serve", "--db", f"sqlite:///{database}", "--public-db", str(public)]
-    command += ["--host", "127.0.0.1", "--port", "0"]
-    env = {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}
-    started = start(command, env, r"listening on (http://127\.0\.0\.1:\d+)")
-    try:
-        yield RunningServer(started.match.group(1), database, public, started)
-    finally:
-        stop(started)
+    with serving(tmp_path / "server") as server:
+        yield server
 
 
 def send_without_content_type(url: str, body: bytes) -> tuple[int, dict[str, object]]:

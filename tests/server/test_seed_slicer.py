@@ -17,7 +17,6 @@ import datetime
 import gzip
 import io
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -38,7 +37,7 @@ from consentry_server.seed_formats.slicer import MAX_ENTRIES
 from consentry_server.storage import open_storage
 from support.bodies import chunked, gzip_bomb
 from support.paths import SLICER
-from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
+from support.processes import ADMIN_TOKEN, RunningServer, serving
 from support.seed_reports import as_first_report_unknown, first_report_unknown_records
 
 JSON = {"content-type": "application/json"}
@@ -563,19 +562,10 @@ def test_refusals_are_counted_by_code_and_drops_per_application_for_operators(se
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """``consentry-server serve`` on 127.0.0.1 with slicer-like as the application of ``POST /telemetry``."""
-    data = tmp_path / "server"
     config = tmp_path / "consentry.toml"
     config.write_text('slicer_app = "slicer-like"\n', "utf-8")
-    database, public = data / "consentry.sqlite3", data / "public.sqlite3"
-    command = [script("consentry-server"), "serve", "--config", str(config), "--db", f"sqlite:///{database}"]
-    command += ["--public-db", str(public), "--host", "127.0.0.1", "--port", "0"]
-    started = start(
-        command, {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}, r"listening on (http://127\.0\.0\.1:\d+)"
-    )
-    try:
-        yield RunningServer(started.match.group(1), database, public, started)
-    finally:
-        stop(started)
+    with serving(tmp_path / "server", "--config", str(config)) as server:
+        yield server
 
 
 @pytest.mark.slow

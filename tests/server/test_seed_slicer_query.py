@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import socket
 import urllib.error
 import urllib.parse
@@ -41,7 +40,7 @@ from consentry_server.cli import main
 from consentry_server.config import Settings
 from consentry_server.seed_formats.slicer import MAX_QUERY_BYTES, query_pairs
 from consentry_server.validate import Rejection
-from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
+from support.processes import ADMIN_TOKEN, RunningServer, serving
 
 MANIFESTS = Path(__file__).parent / "seed_formats"
 #: Post #61's example request, verbatim (its query string).
@@ -591,17 +590,8 @@ def test_drops_of_the_query_form_are_counted_per_application_for_operators(setti
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     """``consentry-server serve`` on 127.0.0.1, without a default Slicer application."""
-    data = tmp_path / "server"
-    database, public = data / "consentry.sqlite3", data / "public.sqlite3"
-    command = [script("consentry-server"), "serve", "--db", f"sqlite:///{database}", "--public-db", str(public)]
-    command += ["--host", "127.0.0.1", "--port", "0"]
-    started = start(
-        command, {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}, r"listening on (http://127\.0\.0\.1:\d+)"
-    )
-    try:
-        yield RunningServer(started.match.group(1), database, public, started)
-    finally:
-        stop(started)
+    with serving(tmp_path / "server") as server:
+        yield server
 
 
 def raw_request(server: RunningServer, target: bytes, method: bytes = b"GET") -> tuple[int, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +107,20 @@ def stop(started: Started) -> int:
     if process.stdout is not None:
         process.stdout.close()
     return process.returncode
+
+
+@contextlib.contextmanager
+def serving(folder: Path, *options: str) -> Iterator[RunningServer]:
+    """``consentry-server serve OPTIONS`` on a free port of 127.0.0.1 with SQLite in ``folder``; stopped after.
+
+    The admin token is :data:`ADMIN_TOKEN`. ``options`` come first (``--config FILE``, for example).
+    """
+    database, public = folder / "consentry.sqlite3", folder / "public.sqlite3"
+    env = {**os.environ, "CONSENTRY_ADMIN_TOKEN": ADMIN_TOKEN}
+    command = [script("consentry-server"), "serve", *options, "--db", f"sqlite:///{database}"]
+    command += ["--public-db", str(public), "--host", "127.0.0.1", "--port", "0"]
+    started = start(command, env, r"listening on (http://127\.0\.0\.1:\d+)")
+    try:
+        yield RunningServer(started.match.group(1), database, public, started)
+    finally:
+        stop(started)
