@@ -33,11 +33,11 @@ import consentry
 from consentry import FixedClock, HttpTransport
 from consentry.session import AppSession
 from consentry_examples import all_examples
+from consentry_examples.demo import BehindProxy, rewrite_endpoints
 from consentry_server.app import create_app
 from consentry_server.cli import bind
 from consentry_server.config import Settings
-from consentry_server.demo import BehindProxy, rewrite_endpoints
-from consentry_server.publish import publish_as_configured
+from consentry_server.publish.release import publish_as_configured
 from consentry_server.storage import open_storage
 
 _NETWORK = "128.112.1"

@@ -33,9 +33,9 @@ from consentry.wire import (
     to_json,
 )
 from consentry_examples import Example, all_examples
-from consentry_server.catalog import Catalog
+from consentry_server.ingest.catalog import Catalog
+from consentry_server.ingest.validate import validate_report
 from consentry_server.storage import Storage
-from consentry_server.validate import validate_report
 
 __all__ = ["PLACEHOLDER", "ReportFactory", "compact", "register_examples", "split_template"]
 

@@ -39,9 +39,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from consentry_server import cli
-from consentry_server.acceptance import Acceptor, rate_limiter
 from consentry_server.config import Settings
-from consentry_server.ingest import read_body
+from consentry_server.ingest.accept import Acceptor, rate_limiter
+from consentry_server.ingest.routes import read_body
 
 INGEST = "/v1/reports/{level}"
 KINDS = (

@@ -13,7 +13,7 @@ import pytest
 import consentry
 from consentry.manifest import loads_manifest, loads_plugin_manifest
 from consentry_server.config import Settings
-from consentry_server.otlp.spans import command_name
+from consentry_server.ingest.otlp.spans import command_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from consentry.wire.schema import DATA_SIZES, DURATIONS, UNKNOWN_DURATION
-from consentry_server.badges import compact_number
 from consentry_server.config import Settings
-from consentry_server.open_data import file_names
+from consentry_server.public.badges import compact_number
+from consentry_server.public.open_data import file_names
 from consentry_server.storage import open_storage
 from support.dashboard import CONFIG, RARE_EVENT, RARE_VERSION, THRESHOLD, fill
 from support.e2e import run

@@ -46,7 +46,7 @@ def test_demo_serves_published_counts_from_simulated_installs(tmp_path: Path) ->
         index = get(f"{url}/data/v1/index.json")  # what the dashboard shows (tested in a browser elsewhere)
         assert "Napari-like viewer" in {app["title"] for app in index["apps"]}  # type: ignore[index]
         # The simulated installs record with the client's recorder and send what its report builder makes, without
-        # the client's files (see consentry_server.demo): nothing of theirs is written.
+        # the client's files (see consentry_examples.demo): nothing of theirs is written.
         assert not (data / "clients").exists()
         assert not Path("demo-installs").exists()
     finally:

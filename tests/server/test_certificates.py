@@ -22,7 +22,9 @@ from consentry.certificates import NotAuthenticError, UnreadableCertificateError
 from consentry.cli import ExitCode
 from consentry.cli import main as consentry_main
 from consentry.wire import Plugin, Report
-from consentry_server.certificates import (
+from consentry_server.cli import main as server_main
+from consentry_server.config import Settings
+from consentry_server.publish.certificates import (
     CertificateError,
     certificate_routes,
     issue_certificate,
@@ -31,9 +33,7 @@ from consentry_server.certificates import (
     public_key_document,
     sign,
 )
-from consentry_server.cli import main as server_main
-from consentry_server.config import Settings
-from consentry_server.publish import publish
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import store_report
 

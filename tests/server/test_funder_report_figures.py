@@ -13,8 +13,8 @@ import pytest
 
 from consentry.wire import Report
 from consentry_server.config import Settings
-from consentry_server.funder_report import ReportError, build_report, default_file_name
-from consentry_server.publish import publish
+from consentry_server.public.funder_report import ReportError, build_report, default_file_name
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import store_report
 

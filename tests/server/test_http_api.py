@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from consentry.wire import Activity, encode
-from consentry_server.publish import publish
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore
 from consentry_server.storage.base import store_report
 

@@ -20,11 +20,11 @@ from starlette.testclient import TestClient
 
 from consentry import load_manifest
 from consentry.wire import encode
-from consentry_server import ratelimit
-from consentry_server.addresses import client_address, country_of, parse_networks
 from consentry_server.app import create_app
 from consentry_server.config import Settings
-from consentry_server.ratelimit import MAX_BUCKETS, Rate, RateLimiter
+from consentry_server.ingest import limits as ratelimit
+from consentry_server.ingest.addresses import client_address, country_of, parse_networks
+from consentry_server.ingest.limits import MAX_BUCKETS, Rate, RateLimiter
 
 DFX = Path(__file__).parent / "seed_formats" / "dfx.toml"
 LOOPBACK = parse_networks("127.0.0.0/8, ::1")

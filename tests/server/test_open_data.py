@@ -11,9 +11,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from consentry.wire import Plugin
-from consentry_server import badges, open_data
 from consentry_server.app import create_public_app
-from consentry_server.publish import publish
+from consentry_server.public import badges, open_data
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore
 from consentry_server.storage.base import store_report
 

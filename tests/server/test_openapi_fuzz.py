@@ -36,7 +36,7 @@ from consentry.manifest import Manifest
 from consentry.wire import Activity, json_schema
 from consentry_server.app import create_app, create_public_app
 from consentry_server.openapi import openapi
-from consentry_server.publish import publish
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import store_report
 

@@ -26,19 +26,19 @@ from starlette.testclient import TestClient
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report, encode
-from consentry_server.acceptance import Acceptor
+from consentry_server.admin.retention import apply_retention
 from consentry_server.app import create_app, create_public_app
 from consentry_server.cli import bind, main
+from consentry_server.commit.storer import ThreadStorer
+from consentry_server.commit.writer import BatchWriter, Overloaded
 from consentry_server.config import Settings
-from consentry_server.ingest import DropCounter, Ingest
-from consentry_server.publish import publish
-from consentry_server.ratelimit import Rate, RateLimiter
-from consentry_server.registry import Registry
-from consentry_server.retention import apply_retention
+from consentry_server.ingest.accept import Acceptor
+from consentry_server.ingest.limits import Rate, RateLimiter
+from consentry_server.ingest.manifests import Registry
+from consentry_server.ingest.routes import DropCounter, Ingest
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import Arrival, RequestLog, StoreOutcome, store_report
-from consentry_server.storing import ThreadStorer
-from consentry_server.writer import BatchWriter, Overloaded
 from support.processes import script, start, stop
 
 NOW = datetime.datetime.now(datetime.timezone.utc)

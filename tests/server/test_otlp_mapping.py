@@ -13,10 +13,17 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from consentry.manifest import Manifest
 from consentry.wire.schema import SYSTEM_FIELDS
-from consentry_server.catalog import Catalog
-from consentry_server.otlp.metrics import event_name
-from consentry_server.otlp.resource import Source, bin_arch, bin_os, bin_os_version, bin_python, describe_resource
-from consentry_server.otlp.spans import exception_type, utc_day
+from consentry_server.ingest.catalog import Catalog
+from consentry_server.ingest.otlp.metrics import event_name
+from consentry_server.ingest.otlp.resource import (
+    Source,
+    bin_arch,
+    bin_os,
+    bin_os_version,
+    bin_python,
+    describe_resource,
+)
+from consentry_server.ingest.otlp.spans import exception_type, utc_day
 
 
 @pytest.mark.parametrize(

@@ -33,17 +33,17 @@ from starlette.testclient import TestClient
 
 from consentry.manifest import load_manifest
 from consentry.wire import Command, Report, encode
-from consentry_server import otlp
-from consentry_server.acceptance import rate_limiter
 from consentry_server.app import create_app
 from consentry_server.cli import build_parser
+from consentry_server.commit.storer import Overloaded
 from consentry_server.config import ConfigError, Settings, load_settings
-from consentry_server.ingest import DropCounter, Ingest
-from consentry_server.publish import publish
-from consentry_server.registry import Registry
+from consentry_server.ingest import otlp
+from consentry_server.ingest.accept import rate_limiter
+from consentry_server.ingest.manifests import Registry
+from consentry_server.ingest.routes import DropCounter, Ingest
+from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, open_storage
 from consentry_server.storage.base import AggregateTables, RequestLog, StoreOutcome
-from consentry_server.storing import Overloaded
 from support.paths import STRIPEPY
 from support.seed_reports import as_first_report_unknown
 

@@ -40,8 +40,8 @@ import consentry
 from consentry.manifest import Manifest, load_manifest
 from consentry_server.app import create_app
 from consentry_server.config import Settings
-from consentry_server.otlp.resource import bin_arch, bin_os
-from consentry_server.publish import publish_as_configured
+from consentry_server.ingest.otlp.resource import bin_arch, bin_os
+from consentry_server.publish.release import publish_as_configured
 from consentry_server.storage import SQLiteStorage
 from consentry_server.storage.public import PublicStore
 from support.store import recorded_day

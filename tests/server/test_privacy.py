@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentry_server.privacy import add_noise, complementary_groups, noise_parameters, protect
+from consentry_server.publish.privacy import add_noise, complementary_groups, noise_parameters, protect
 from consentry_server.storage.base import AggregateTables, CounterRow, InstallRow, ValueRow
 
 MON = datetime.date(2026, 11, 16)

@@ -19,12 +19,13 @@ from starlette.testclient import TestClient
 
 from consentry.manifest import Manifest
 from consentry.wire import Report
-from consentry_server import ledger, open_data
 from consentry_server.app import create_public_app
 from consentry_server.cli import main
 from consentry_server.config import Settings
-from consentry_server.privacy import MECHANISM, protect
-from consentry_server.publish import publish, publish_as_configured
+from consentry_server.public import open_data
+from consentry_server.publish import ledger
+from consentry_server.publish.privacy import MECHANISM, protect
+from consentry_server.publish.release import publish, publish_as_configured
 from consentry_server.storage import PublicStore, open_storage
 from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, LedgerEntry, Storage, store_report
 from consentry_server.storage.public import LEDGER_COLUMNS, Publication

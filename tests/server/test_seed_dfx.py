@@ -33,9 +33,9 @@ from consentry.wire.schema import UNKNOWN_DURATION
 from consentry_server.app import create_app
 from consentry_server.cli import main
 from consentry_server.config import Settings
-from consentry_server.seed_formats.batch_key import batch_key_path, batch_reporter
-from consentry_server.seed_formats.dfx import MAX_LINE_LENGTH, MAX_RECORDS, parse_records, record_day, to_reports
-from consentry_server.seed_formats.endpoint import DayWindow
+from consentry_server.ingest.seed_formats.batch_key import batch_key_path, batch_reporter
+from consentry_server.ingest.seed_formats.dfx import MAX_LINE_LENGTH, MAX_RECORDS, parse_records, record_day, to_reports
+from consentry_server.ingest.seed_formats.endpoint import DayWindow
 from consentry_server.storage import open_storage
 from support.bodies import chunked, gzip_bomb
 from support.processes import ADMIN_TOKEN, RunningServer, serving

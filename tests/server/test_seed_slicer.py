@@ -33,7 +33,7 @@ from consentry.wire.schema import MAX_COUNT, OTHER
 from consentry_server.app import create_app
 from consentry_server.cli import main
 from consentry_server.config import Settings
-from consentry_server.seed_formats.slicer import MAX_ENTRIES
+from consentry_server.ingest.seed_formats.slicer import MAX_ENTRIES
 from consentry_server.storage import open_storage
 from support.bodies import chunked, gzip_bomb
 from support.paths import SLICER

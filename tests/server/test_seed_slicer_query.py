@@ -38,8 +38,8 @@ from consentry.wire.schema import MAX_COUNT
 from consentry_server.app import create_app
 from consentry_server.cli import main
 from consentry_server.config import Settings
-from consentry_server.seed_formats.slicer import MAX_QUERY_BYTES, query_pairs
-from consentry_server.validate import Rejection
+from consentry_server.ingest.seed_formats.slicer import MAX_QUERY_BYTES, query_pairs
+from consentry_server.ingest.validate import Rejection
 from support.processes import ADMIN_TOKEN, RunningServer, serving
 
 MANIFESTS = Path(__file__).parent / "seed_formats"
@@ -646,7 +646,7 @@ def test_the_threads_request_over_http(server: RunningServer):
             assert b'"code":"' + code + b'"' in raw, raw[:300]
     # A request line past the server's head limit (max_header_bytes, 64 KiB) never reaches the application:
     # httptools refuses a URL that long itself (a plain-text 400, where a header that long gets the 431 of
-    # consentry_server.connections).
+    # consentry_server.ingest.connections).
     status_code, raw = raw_request(server, b"/telemetry?" + query + b"&x_y=" + b"1" * 70_000)
     assert status_code in (400, 431), raw[:300]
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from consentry.manifest import load_manifest
 from consentry.wire import Activity, Plugin, Report
-from consentry_server.publish import publish
+from consentry_server.publish.release import publish
 from consentry_server.storage import (
     AggregateTables,
     InstallRow,
@@ -22,7 +22,7 @@ from consentry_server.storage import (
     SQLiteStorage,
 )
 from consentry_server.storage.base import CONTRIBUTION_CAP, store_report
-from consentry_server.storage.migrations import SQLITE
+from consentry_server.storage.migrations.sqlite import SQLITE
 from consentry_server.storage.public import AppInfo, Publication
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,8 +23,8 @@ from consentry_server.cli import main
 from consentry_server.config import ConfigError, Settings
 from consentry_server.storage import StorageUnavailable, open_storage
 from consentry_server.storage.base import CONTRIBUTION_CAP, AggregateTables, Arrival, RequestLog, Storage, StoreOutcome
-from consentry_server.storage.migrations import SQLITE
-from consentry_server.storage.pg_migrations import POSTGRESQL
+from consentry_server.storage.migrations.postgres import POSTGRESQL
+from consentry_server.storage.migrations.sqlite import SQLITE
 from consentry_server.storage.postgres import PostgreSQLStorage
 from consentry_server.storage.sqlite import SQLiteStorage
 from support.paths import NAPARI

@@ -1,7 +1,7 @@
 """The storing process that ``serve`` starts: a real child process, as the serving process uses it.
 
 The application is built the way ``consentry-server serve`` builds it (``create_app(settings)``, which opens the
-database itself and so starts a :class:`~consentry_server.storing_process.ProcessStorer`), and called in-process;
+database itself and so starts a :class:`~consentry_server.commit.process.ProcessStorer`), and called in-process;
 the storing process is a real process beside it.
 """
 
@@ -26,10 +26,10 @@ from starlette.testclient import TestClient
 
 from consentry.wire import Report, encode
 from consentry_server.app import create_app
+from consentry_server.commit.process import MAX_MESSAGE, ProcessStorer, _message, _messages
+from consentry_server.commit.storer import StoringError, ThreadStorer
 from consentry_server.config import Settings
 from consentry_server.storage import SQLiteStorage
-from consentry_server.storing import StoringError, ThreadStorer
-from consentry_server.storing_process import MAX_MESSAGE, ProcessStorer, _message, _messages
 
 JSON = {"content-type": "application/json"}
 LATE_MANIFEST = """
@@ -273,7 +273,7 @@ def test_an_oversized_message_on_the_channel_is_an_error():
 
 
 def test_the_storing_process_refuses_to_run_without_its_settings_or_its_socket():
-    command = [sys.executable, "-c", "import sys; from consentry_server.storing_process import main; sys.exit(main())"]
+    command = [sys.executable, "-c", "import sys; from consentry_server.commit.process import main; sys.exit(main())"]
     usage = subprocess.run([*command, "not-a-number"], capture_output=True, text=True, timeout=60, check=False)
     mine, theirs = socket.socketpair()
     with mine, theirs:

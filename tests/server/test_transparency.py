@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from consentry_server.public.transparency import EXAMPLE_MACHINE, transparency_document
 from consentry_server.storage.public import AppInfo
-from consentry_server.transparency import EXAMPLE_MACHINE, transparency_document
 
 
 def test_example_reports_show_a_typical_machine_never_the_servers(stripepy, settings):

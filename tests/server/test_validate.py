@@ -9,8 +9,8 @@ import pytest
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report, encode
-from consentry_server.catalog import Catalog
-from consentry_server.validate import Rejection, Validated, encode_checked, validate_report
+from consentry_server.ingest.catalog import Catalog
+from consentry_server.ingest.validate import Rejection, Validated, encode_checked, validate_report
 from support.mutations import small_report
 
 TODAY = datetime.date(2026, 11, 18)

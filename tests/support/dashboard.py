@@ -20,7 +20,7 @@ import consentry
 from consentry import FixedClock, HttpTransport, Manifest
 from consentry.session import AppSession
 from consentry_examples import Example, all_examples
-from consentry_server.demo import BehindProxy, rewrite_endpoints
+from consentry_examples.demo import BehindProxy, rewrite_endpoints
 from support.processes import ADMIN_TOKEN
 
 __all__ = ["CONFIG", "RARE_EVENT", "RARE_VERSION", "THRESHOLD", "fill"]

@@ -15,24 +15,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentry_server import badges, open_data, otlp, seed_formats
-from consentry_server.acceptance import Acceptor, rate_limiter
-from consentry_server.addresses import parse_networks
-from consentry_server.admin_api import admin_routes
-from consentry_server.certificates import certificate_routes
+from consentry_server.admin.api import admin_routes
+from consentry_server.admin.retention import retention_loop
+from consentry_server.commit.process import ProcessStorer
+from consentry_server.commit.storer import Storer, ThreadStorer
+from consentry_server.commit.writer import BatchWriter
 from consentry_server.config import Settings
-from consentry_server.deletion import deletion_routes
-from consentry_server.ingest import DropCounter, Ingest
+from consentry_server.ingest import otlp, seed_formats
+from consentry_server.ingest.accept import Acceptor, rate_limiter
+from consentry_server.ingest.addresses import parse_networks
+from consentry_server.ingest.deletion import deletion_routes
+from consentry_server.ingest.manifests import Registry
+from consentry_server.ingest.routes import DropCounter, Ingest
+from consentry_server.ingest.validate import Rejection
 from consentry_server.openapi import openapi
-from consentry_server.pages import page_routes
-from consentry_server.public_api import public_routes
-from consentry_server.registry import Registry
-from consentry_server.retention import retention_loop
+from consentry_server.public import badges, open_data
+from consentry_server.public.api import public_routes
+from consentry_server.public.pages import page_routes
+from consentry_server.publish.certificates import certificate_routes
 from consentry_server.storage import PublicStore, Storage, StorageUnavailable, open_storage
-from consentry_server.storing import Storer, ThreadStorer
-from consentry_server.storing_process import ProcessStorer
-from consentry_server.validate import Rejection
-from consentry_server.writer import BatchWriter
 
 __all__ = ["ServerState", "create_app", "create_public_app"]
 
@@ -152,7 +153,7 @@ def create_public_app(settings: Settings) -> Starlette:
 def create_app(settings: Settings, storage: Storage | None = None) -> Starlette:
     """Build the ASGI application for ``settings`` (opening and migrating the database unless given one).
 
-    Reports are stored by a storing process of their own (:mod:`consentry_server.storing_process`) when the
+    Reports are stored by a storing process of their own (:mod:`consentry_server.commit.process`) when the
     application opens the database itself and ``settings.storing_process`` is on; given a storage object,
     which another process cannot share, the application stores reports in a writer thread of its own.
     """

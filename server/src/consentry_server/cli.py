@@ -17,12 +17,12 @@ from starlette.types import ASGIApp
 
 from consentry.manifest import Manifest, ManifestError, load_any_manifest
 from consentry_server._version import __version__
-from consentry_server.backup import BackupError, backup_database
+from consentry_server.admin.backup import BackupError, backup_database
+from consentry_server.admin.retention import apply_retention
 from consentry_server.config import ConfigError, Settings, load_settings
 from consentry_server.progress import ProgressBar
-from consentry_server.publish import publish_as_configured
-from consentry_server.retention import apply_retention
-from consentry_server.site import write_site
+from consentry_server.public.site import write_site
+from consentry_server.publish.release import publish_as_configured
 from consentry_server.storage import PublicStore, StorageUnavailable, open_storage
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per 
 
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``consentry-server report``: a funder report (consentry_server.funder_report)."""
+    """``consentry-server report``: a funder report (consentry_server.public.funder_report)."""
     report = sub.add_parser(
         "report",
         help="write a printable HTML report of an application or plugin over a period, for funders",
@@ -290,7 +290,7 @@ def serve(settings: Settings, sock: socket.socket | None = None, *, public_only:
     shown = f"[{host}]" if ":" in host else host
     sys.stdout.write(f"Consentry server listening on http://{shown}:{port}\n")
     if settings.otlp_port is not None and not public_only:  # the public side has no ingest
-        from consentry_server.otlp import only_otlp_on  # noqa: PLC0415
+        from consentry_server.ingest.otlp import only_otlp_on  # noqa: PLC0415
 
         sockets.append(bind(settings.host, settings.otlp_port))
         otlp_port = sockets[1].getsockname()[1]
@@ -305,11 +305,12 @@ def uvicorn_server(application: ASGIApp, settings: Settings | None = None) -> uv
 
     No access log (it would hold addresses), no ``Server`` header, forwarded headers left to the application's
     trusted-proxy list; the limits on connections, request heads and the time a request may take to arrive of
-    ``settings`` (default: the default settings), applied by :class:`~consentry_server.connections.GuardedProtocol`.
+    ``settings`` (default: the default settings), applied by
+    :class:`~consentry_server.ingest.connections.GuardedProtocol`.
     """
     import uvicorn  # noqa: PLC0415 - only the serving commands need the server
 
-    from consentry_server.connections import ConnectionLimits, GuardedProtocol, descriptor_budget  # noqa: PLC0415
+    from consentry_server.ingest.connections import ConnectionLimits, GuardedProtocol, descriptor_budget  # noqa: PLC0415
 
     settings = settings or Settings()
     limits = ConnectionLimits(settings, max_connections=descriptor_budget(settings.max_connections))
@@ -337,7 +338,7 @@ def run_server(server: uvicorn.Server, sockets: Sequence[socket.socket]) -> None
 
 def _cmd_apps(args: argparse.Namespace) -> int:
     if args.apps_command == "add" and args.server is not None:
-        from consentry_server.remote import add_remote  # noqa: PLC0415 - HTTP only for this
+        from consentry_server.admin.remote import add_remote  # noqa: PLC0415 - HTTP only for this
 
         return add_remote(args.files, args.server, sys.stdout, sys.stderr)
     settings = _settings(args)
@@ -447,7 +448,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    from consentry_server import certificates  # noqa: PLC0415 - cryptography is loaded only to sign
+    from consentry_server.publish import certificates  # noqa: PLC0415 - cryptography is loaded only to sign
 
     settings = _settings(args)
     try:
@@ -473,8 +474,8 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from consentry_server import funder_report  # noqa: PLC0415 - cryptography is loaded only to sign
-    from consentry_server.funder_report.pdf import PdfError, write_pdf  # noqa: PLC0415
+    from consentry_server.public import funder_report  # noqa: PLC0415 - cryptography is loaded only to sign
+    from consentry_server.public.funder_report.pdf import PdfError, write_pdf  # noqa: PLC0415
 
     settings = _settings(args)
     if not args.app or not args.period:
@@ -543,8 +544,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _cmd_report(args)
         if args.command == "backup":
             return _cmd_backup(args)
-        from consentry_server.demo import run_demo  # noqa: PLC0415 - the demo pulls in the examples
-
+        try:  # the demo is an example that drives the real client: it lives with the example applications
+            from consentry_examples.demo import run_demo  # noqa: PLC0415
+        except ImportError:
+            sys.stderr.write(
+                "consentry-server: error: the demo needs the example applications.\n"
+                "hint: pip install ./examples (from a clone of Consentry)\n"
+            )
+            return 2
         return run_demo(
             Path(args.data_dir),
             port=args.port,

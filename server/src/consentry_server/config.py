@@ -14,7 +14,7 @@ from typing import Any
 
 import tomllib
 
-from consentry_server.addresses import FORWARDED_HEADERS, parse_networks
+from consentry_server.ingest.addresses import FORWARDED_HEADERS, parse_networks
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -46,7 +46,7 @@ class Settings:
     default) or ``forwarded`` (RFC 7239); the other is never read. ``source_rate_per_minute`` and
     ``source_burst``: the rate limit per source address; ``reporter_rate_per_minute`` and ``reporter_burst``:
     per reporter id. ``source_new_reporters_per_day``: how many reporter ids of one application a source may send
-    reports of in one UTC day (:mod:`consentry_server.ratelimit`). ``noise_epsilon``: when set, published counts
+    reports of in one UTC day (:mod:`consentry_server.ingest.limits`). ``noise_epsilon``: when set, published counts
     get calibrated noise (needs the ``noise`` extra), with this epsilon per published number.
     ``storing_process``: decode, validate and store reports in a process of their own beside the serving one (so
     the two use two cores), instead of a thread of it.
@@ -62,7 +62,7 @@ class Settings:
     opening or, on a kept-alive connection, from its first byte (408 after). ``max_header_bytes``: largest request
     line and headers (431 above). ``max_connections``: most connections open at once (fewer if the process may not
     open that many files); ``max_connections_per_source``: most from one address, trusted proxies excepted (503
-    at once above either). See :mod:`consentry_server.connections`.
+    at once above either). See :mod:`consentry_server.ingest.connections`.
     """
 
     database: str = "sqlite:///consentry-data/consentry.sqlite3"

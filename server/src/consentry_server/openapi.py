@@ -239,7 +239,7 @@ def _path(name: str, description: str = "") -> dict[str, object]:
     return {**parameter, "description": description} if description else parameter
 
 
-# ---- OTLP/HTTP (consentry_server.otlp) -----------------------------------------------------------------------
+# ---- OTLP/HTTP (consentry_server.ingest.otlp) -----------------------------------------------------------------------
 _PROTOBUF = "application/x-protobuf"
 _OTLP_STATUS: dict[str, object] = {
     "type": "object",
@@ -289,7 +289,7 @@ def _otlp(summary: str, what: str) -> dict[str, object]:
     }
 
 
-# ---- the admin API (consentry_server.admin_api), behind the bearer token ---------------------------------------
+# ---- the admin API (consentry_server.admin.api), behind the bearer token ---------------------------------------
 _ADMIN_REFUSALS: dict[str, object] = {
     "401": _error("No valid bearer token."),
     "403": _error("The admin API is closed: no admin token is configured."),

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from consentry.manifest import Manifest, PluginManifest
 from consentry.wire import Report
-from consentry_server.catalog import Catalog
+from consentry_server.ingest.catalog import Catalog
 from consentry_server.storage.rows import COUNTER_KINDS, FIRST_REPORT_UNKNOWN, KIND_NAMES
 
 __all__ = [
@@ -207,7 +207,8 @@ class LedgerEntry:
     ``epsilon`` is ``epsilon_per_number`` times ``numbers`` (basic sequential composition), ``None`` when the
     numbers were published exact; ``delta`` is ``None`` for pure differential privacy. ``reporter_cap``: how
     many times one reporter may count in a number of reporters; ``total_cap_per_day``: how much one reporter may
-    add to one counter's total in one day (``None`` for tables without totals). See :mod:`consentry_server.ledger`.
+    add to one counter's total in one day (``None`` for tables without totals).
+    See :mod:`consentry_server.publish.ledger`.
     """
 
     publication: int

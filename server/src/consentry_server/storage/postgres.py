@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from consentry.manifest import Manifest, PluginManifest
-from consentry_server.catalog import Catalog
+from consentry_server.ingest.catalog import Catalog
 from consentry_server.storage.base import (
     CONTRIBUTION_CAP,
     PERIODS,
@@ -52,7 +52,7 @@ from consentry_server.storage.base import (
     unknown_new_installs,
 )
 from consentry_server.storage.migrations import pending
-from consentry_server.storage.pg_migrations import PARTITIONED, POSTGRESQL
+from consentry_server.storage.migrations.postgres import PARTITIONED, POSTGRESQL
 from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
 __all__ = ["CONNECTION_WAIT", "UNREACHABLE_FOR", "PostgreSQLStorage"]

@@ -93,7 +93,7 @@ class AppInfo:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """A row of the published privacy ledger (see :mod:`consentry_server.ledger`).
+    """A row of the published privacy ledger (see :mod:`consentry_server.publish.ledger`).
 
     A release of one table (``dataset``) of one application: when, at which ``k``, with which noise, how many
     numbers, at what privacy loss, and ``cumulative_epsilon``: the application's loss over every release so far,

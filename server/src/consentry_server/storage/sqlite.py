@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from consentry.manifest import Manifest, PluginManifest
-from consentry_server.catalog import Catalog
+from consentry_server.ingest.catalog import Catalog
 from consentry_server.storage.base import (
     CONTRIBUTION_CAP,
     PERIODS,
@@ -41,7 +41,8 @@ from consentry_server.storage.base import (
     period_start,
     unknown_new_installs,
 )
-from consentry_server.storage.migrations import SQLITE, pending
+from consentry_server.storage.migrations import pending
+from consentry_server.storage.migrations.sqlite import SQLITE
 from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows, first_report_on, report_digest
 
 __all__ = ["SQLiteStorage"]

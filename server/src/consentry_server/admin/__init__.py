@@ -1,0 +1,1 @@
+"""Admin: operating a server. The admin API behind a bearer token, its remote client, retention, backups."""
