@@ -39,6 +39,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from consentry_server.commit.batches import Outage, commit, take
 from consentry_server.commit.storer import Overloaded, StoringError
 from consentry_server.config import Settings
 from consentry_server.ingest.accept import Acceptor, rate_limiter
@@ -47,21 +48,19 @@ from consentry_server.ingest.validate import Rejection
 from consentry_server.storage import open_storage
 from consentry_server.storage.base import Arrival, RequestLog, Storage, StorageUnavailable, StoreOutcome
 
-__all__ = ["ProcessStorer", "main"]
+__all__ = ["MAX_MESSAGE", "ProcessStorer", "main"]
 
 logger = logging.getLogger("consentry_server")
 
 _HEADER = struct.Struct(">I")
 #: A message on the channel: its kind, then what that kind carries (see the module's docstring).
-Message = tuple[Any, ...]
+_Message = tuple[Any, ...]
 #: Largest message: a request body (at most max_body_bytes, 512 KiB by default) and a little more.
 MAX_MESSAGE = 64 * 1024 * 1024
-#: Reports stored in one transaction at most.
-MAX_BATCH = 512
 #: Seconds to wait before starting a storing process again after one stopped.
-RESTART_DELAY = 1.0
+_RESTART_DELAY = 1.0
 #: Seconds the storing process may take to open the database and say it is ready.
-START_TIMEOUT = 60.0
+_START_TIMEOUT = 60.0
 
 
 #: What the storing process runs (``-m`` would warn: the package imports this module before running it).
@@ -73,7 +72,7 @@ def _message(*parts: object) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
-def _messages(buffer: bytearray) -> Iterator[Message]:
+def _messages(buffer: bytearray) -> Iterator[_Message]:
     """Take the complete messages off the front of ``buffer``."""
     offset = 0
     while len(buffer) - offset >= _HEADER.size:
@@ -135,7 +134,7 @@ class ProcessStorer:
         self._closing = False
         ready = await self._spawn()
         try:
-            await asyncio.wait_for(asyncio.shield(ready), START_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(ready), _START_TIMEOUT)
         except (TimeoutError, StoringError):
             await self.close()
             raise StoringError("the storing process did not start; see its messages above") from None
@@ -160,7 +159,7 @@ class ProcessStorer:
         transport.write(_message("settings", self.settings))
         return ready
 
-    def _answer(self, message: Message) -> None:
+    def _answer(self, message: _Message) -> None:
         kind = message[0]
         if kind == "ready":
             if self._ready is not None and not self._ready.done():
@@ -188,9 +187,9 @@ class ProcessStorer:
             self._ready.set_exception(StoringError("the storing process stopped before it was ready"))
             self._ready.exception()  # retrieved: start() reports it, or nobody waits
         if not self._closing:
-            logger.error("the storing process stopped; starting it again in %s s", RESTART_DELAY)
+            logger.error("the storing process stopped; starting it again in %s s", _RESTART_DELAY)
             loop = asyncio.get_running_loop()
-            self._restart = loop.call_later(RESTART_DELAY, lambda: loop.create_task(self._respawn()))
+            self._restart = loop.call_later(_RESTART_DELAY, lambda: loop.create_task(self._respawn()))
 
     async def _respawn(self) -> None:
         self._restart = None
@@ -304,9 +303,9 @@ class _Connection:
         self.buffer += data
         return True
 
-    def receive(self) -> list[Message]:
+    def receive(self) -> list[_Message]:
         """The messages that have arrived, waiting for one if none has; empty once the socket is closed."""
-        messages: list[Message] = []
+        messages: list[_Message] = []
         while not messages and not self.closed:
             self._receive(wait=True)
             while self._receive(wait=False):  # whatever else is already there
@@ -325,7 +324,7 @@ _STOP = ("stop",)
 
 
 def _accepting(
-    connection: _Connection, acceptor: Acceptor, work: queue.SimpleQueue[Message], first: list[Message]
+    connection: _Connection, acceptor: Acceptor, work: queue.SimpleQueue[_Message], first: list[_Message]
 ) -> None:
     """Read messages, decode and validate reports (answering refusals at once), and queue the rest for storing.
 
@@ -364,56 +363,18 @@ def _accepting(
         work.put(_STOP)
 
 
-class _Outage:
-    """Says once that the database is unavailable, and once that it is back: not a line at each batch meanwhile."""
-
-    def __init__(self) -> None:
-        self.down = False
-
-    def failed(self, error: StorageUnavailable) -> None:
-        if not self.down:
-            logger.warning("%s; reports are answered 503 and request-log lines lost until it is back", error)
-        self.down = True
-
-    def ended(self) -> None:
-        if self.down:
-            logger.warning("the database is available again")
-        self.down = False
-
-
-def _storing(storage: Storage, connection: _Connection, work: queue.SimpleQueue[Message]) -> None:
+def _storing(storage: Storage, connection: _Connection, work: queue.SimpleQueue[_Message]) -> None:
     """Store what :func:`_accepting` queued, everything queued at once in one transaction, and answer."""
-    outage = _Outage()
+    outage = Outage()
     stopping = False
     while not stopping:
-        items = [work.get()]
-        while len(items) < MAX_BATCH:
-            try:
-                items.append(work.get_nowait())
-            except queue.Empty:
-                break
+        items = take(work.get, work.get_nowait)
         stopping = _STOP in items
         logs = [item[1] for item in items if item[0] == "log"]
-        if logs:
-            try:
-                storage.log_requests(logs)
-            except StorageUnavailable as error:
-                outage.failed(error)
-            except Exception:  # losing log lines must not lose reports
-                logger.exception("writing the request log failed")
         arrivals = [item for item in items if item[0] == "arrival"]
+        outcomes = commit(storage, [item[2] for item in arrivals], logs, outage)
         if not arrivals:
             continue
-        try:
-            outcomes: list[StoreOutcome | Exception] = storage.store_batch([item[2] for item in arrivals])
-        except StorageUnavailable as error:  # each report's 503 is logged by the serving process
-            outage.failed(error)
-            outcomes = [error] * len(arrivals)
-        except Exception as error:  # the whole transaction failed: every request learns it
-            logger.exception("storing a batch of reports failed")
-            outcomes = [error] * len(arrivals)
-        else:
-            outage.ended()
         answers = []
         for (_, number, _), outcome in zip(arrivals, outcomes, strict=True):
             if isinstance(outcome, StoreOutcome):
@@ -427,7 +388,7 @@ def _rejection_parts(rejection: Rejection) -> tuple[object, ...]:
     return rejection.status, rejection.code, rejection.field, rejection.message, rejection.retry_after
 
 
-def run(sock: socket.socket) -> int:
+def _run(sock: socket.socket) -> int:
     """Serve the storing channel on ``sock`` until the other end closes it."""
     connection = _Connection(sock)
     first = connection.receive()
@@ -442,7 +403,7 @@ def run(sock: socket.socket) -> int:
         return 1
     try:
         acceptor = Acceptor(settings, Registry(storage), rate_limiter(settings))
-        work: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        work: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         connection.send([_message("ready")])
         arguments = (connection, acceptor, work, first[1:])
         reader = threading.Thread(target=_accepting, args=arguments, name="consentry-accepting")
@@ -465,4 +426,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(format="consentry storing process: %(levelname)s: %(message)s", level=logging.WARNING)
     with socket.socket(fileno=int(arguments[0])) as sock:
-        return run(sock)
+        return _run(sock)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Sequence
 from concurrent.futures import Future
 
+from consentry_server.commit.batches import MAX_BATCH, Outage, commit, take
 from consentry_server.storage.base import Arrival, RequestLog, Storage, StoreOutcome
 
 __all__ = ["BatchWriter", "Overloaded"]
@@ -31,7 +31,7 @@ _STOP = object()
 class BatchWriter:
     """The single writer of a storage: batches reports (and request logs) into durable transactions."""
 
-    def __init__(self, storage: Storage, *, max_batch: int = 512, max_queue: int = 20_000) -> None:
+    def __init__(self, storage: Storage, *, max_batch: int = MAX_BATCH, max_queue: int = 20_000) -> None:
         self.storage = storage
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[Arrival, Future[StoreOutcome]] | object] = queue.Queue(max_queue)
@@ -73,37 +73,21 @@ class BatchWriter:
             thread.join(timeout)
 
     def _run(self) -> None:
+        outage = Outage()
         stopping = False
         while not stopping:
-            items = [self._queue.get()]
-            while len(items) < self.max_batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = take(self._queue.get, self._queue.get_nowait, self.max_batch)
             stopping = any(item is _STOP for item in items)
             work = [item for item in items if isinstance(item, tuple)]
-            self._write(work)
-
-    def _write(self, work: Sequence[tuple[Arrival, Future[StoreOutcome]]]) -> None:
-        logs = []
-        while self._logs:
-            logs.append(self._logs.popleft())
-        try:
-            if logs:
-                self.storage.log_requests(logs)
-        except Exception:  # noqa: BLE001, S110 - losing log lines must not lose reports
-            pass
-        if not work:
-            return
-        try:
-            outcomes: list[StoreOutcome | Exception] = self.storage.store_batch([arrival for arrival, _ in work])
-        except Exception as error:  # noqa: BLE001 - the whole transaction failed: every request learns it
-            outcomes = [error] * len(work)
-        self.batches += 1
-        for (_, future), outcome in zip(work, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                self.stored += 1
-                future.set_result(outcome)
+            logs = []
+            while self._logs:
+                logs.append(self._logs.popleft())
+            outcomes = commit(self.storage, [arrival for arrival, _ in work], logs, outage)
+            if work:
+                self.batches += 1
+            for (_, future), outcome in zip(work, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    self.stored += 1
+                    future.set_result(outcome)
