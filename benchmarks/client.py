@@ -31,13 +31,14 @@ import timeit
 from pathlib import Path
 
 import consentry
-from consentry import FixedClock, Recorder
-from consentry.journal import Batch, DayMeta
+from consentry import Recorder
+from consentry._consent.switches import CI_VARIABLES
+from consentry._local.counts import Store, merge_journal
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._record.journal import Batch, DayMeta
 from consentry.manifest import loads_manifest
-from consentry.paths import Paths
-from consentry.session import AppSession
-from consentry.store import Store, merge_journal
-from consentry.switches import CI_VARIABLES
+from consentry.testing import FixedClock
 
 
 def manifest_text(url: str, events: int = 20, *, command: bool = False) -> str:
@@ -227,7 +228,7 @@ def exit_delay(home: Path, repeats: int) -> tuple[float, float]:
             delays[name].append(ended - float(stdout.split()[-1]))
     stop.set()
     listener.close()
-    subprocess.run(["pkill", "-f", f"consentry.uploader --home {client_home}"], check=False)
+    subprocess.run(["pkill", "-f", f"consentry._send.detached --home {client_home}"], check=False)
     return median_ms(delays["bare"]), median_ms(delays["consentry"])
 
 
@@ -306,7 +307,7 @@ def exit_together(home: Path, repeats: int, hosts: int = 8) -> tuple[float, floa
     merge_journal(paths)
     record = Store(paths.store).read_day(datetime.date.today())  # noqa: DTZ011
     stored = record.counters.get(("event", "event.1"), 0) if record else 0
-    subprocess.run(["pkill", "-f", f"consentry.uploader --home {client_home}"], check=False)
+    subprocess.run(["pkill", "-f", f"consentry._send.detached --home {client_home}"], check=False)
     return median_ms(delays["bare"]), median_ms(delays["consentry"]), stored, counted
 
 

@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 import consentry
-from consentry import FixedClock, HttpTransport
-from consentry.session import AppSession
+from consentry._local.session import AppSession
+from consentry.testing import FixedClock
+from consentry.transport import HttpTransport
 from consentry_examples import all_examples
 from consentry_examples.demo import BehindProxy, rewrite_endpoints
 from consentry_server.app import create_app

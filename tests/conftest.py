@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from consentry import FixedClock, Manifest, load_manifest
+from consentry import Manifest, load_manifest
 from consentry._guard import clear_internal_errors, internal_errors
+from consentry.testing import FixedClock
 from support.paths import NAPARI, SLICER, STRIPEPY
 
 # A real PostgreSQL server for the storage tests: postgres_server, postgres_url, fresh_postgres_url.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import consentry
+import consentry.wire
 from consentry.manifest import loads_manifest, loads_plugin_manifest
 from consentry_server.config import Settings
 from consentry_server.ingest.otlp.spans import command_name
@@ -42,8 +43,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_wire_format_example_is_a_valid_canonical_report() -> None:
     [example] = blocks(DOCS / "wire-format.md", "json")
-    report = consentry.decode(example.encode())
-    assert consentry.encode(report) == example.encode()
+    report = consentry.wire.decode(example.encode())
+    assert consentry.wire.encode(report) == example.encode()
     assert report.app == "stripepy-like"
 
 

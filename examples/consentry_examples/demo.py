@@ -2,7 +2,7 @@
 
 Each simulated install gives consent at a level of its choosing and records days of use through the client's
 own :class:`~consentry.Recorder` (the example applications count, time commands and describe data exactly as
-an application would); the client's report builder (:func:`consentry.reports.build_reports`) turns each day
+an application would); the client's report builder (:func:`consentry._send.reports.build_reports`) turns each day
 into that level's reports, with the weekly reporter id derived from the install's secret, encoded by the
 client's wire codec and sent over HTTP by the client's transport, many at a time, to the demo server. Only the
 machine's characteristics (operating system, memory, screens...), its network and the clock are simulated, and
@@ -37,14 +37,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consentry import FixedClock, HttpTransport, Manifest, PluginManifest, Recorder
-from consentry.consent import Decision
-from consentry.journal import Batch, Journal
-from consentry.paths import AppPaths
-from consentry.reports import build_reports, reporter_id
-from consentry.store import DayRecord
-from consentry.system import dependency_versions
-from consentry.transport import Request, Response, TransportError
+from consentry import Manifest, PluginManifest, Recorder
+from consentry._consent.answers import Decision
+from consentry._local.counts import DayRecord
+from consentry._local.paths import AppPaths
+from consentry._record.journal import Batch, Journal
+from consentry._record.system import dependency_versions
+from consentry._send.reports import build_reports, reporter_id
+from consentry.testing import FixedClock
+from consentry.transport import HttpTransport, Request, Response, TransportError
 from consentry.wire import encode
 from consentry_server.config import Settings
 from consentry_server.progress import ProgressBar

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from consentry.switches import CI_VARIABLES
+from consentry._consent.switches import CI_VARIABLES
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import TextIO
 import pytest
 
 import consentry
-from consentry import decode
-from consentry.asking import ask_in_terminal, consent_request
-from consentry.consent import load_consent
-from consentry.paths import Paths
+from consentry._consent.answers import load_consent
+from consentry._consent.asking import ask_in_terminal, consent_request
+from consentry._local.paths import Paths
+from consentry.wire import decode
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
 

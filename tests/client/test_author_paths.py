@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import consentry
+from consentry._local.bookkeeping import load_state
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode
-from consentry.session import AppSession
-from consentry.state import load_state
 from support.e2e import EXTRA_EVENT, manifest_file, run, two_level_manifest, yesterday_noon
 from support.processes import RunningServer, client_environment, script, serving
 

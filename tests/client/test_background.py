@@ -22,14 +22,18 @@ from types import SimpleNamespace
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, MemoryTransport, NullRecorder, Recorder
-from consentry._files import exclusive
+import consentry.wire
+from consentry import Manifest, NullRecorder, Recorder
+from consentry._local.bookkeeping import load_state, save_state
+from consentry._local.counts import Store, merge_journal
+from consentry._local.files import exclusive
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._record.tally import Tallies
+from consentry._record.worker import RUN_AFTER, STEP, Worker
 from consentry.manifest import loads_manifest
-from consentry.paths import Paths
-from consentry.state import load_state, save_state
-from consentry.store import Store, merge_journal
-from consentry.tally import Tallies
-from consentry.worker import RUN_AFTER, STEP, Worker
+from consentry.testing import FixedClock, MemoryTransport
+from support.waiting import wait_for
 
 ADD_IMAGE = "napari:layer:add_image"
 ADD_LABELS = "napari:layer:add_labels"
@@ -39,14 +43,6 @@ PRIVATE_TEXT = "private-text-c0ffee"  # an exception message that must never be 
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
-def wait_for(condition: Callable[[], object], timeout: float = POLL) -> bool:
-    """Poll ``condition`` until it is true or ``timeout`` seconds passed; return whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 def yesterday_noon() -> FixedClock:
@@ -132,7 +128,7 @@ def test_a_worker_prepares_completed_days_at_start_and_uploads_them_through_its_
     assert sorted(request.url.rsplit("/", 1)[1] for request in transport.requests) == ["basic", "full", "middle"]
     sent = sorted(gzip.decompress(request.body) for request in transport.requests)
     assert sent == sorted(entry.report.encode() for entry in session.outbox.history())
-    [full] = [consentry.decode(data) for data in sent if consentry.decode(data).level == "full"]
+    [full] = [consentry.wire.decode(data) for data in sent if consentry.wire.decode(data).level == "full"]
     assert full.total(ADD_IMAGE) == 4
     assert full.days == (yesterday_noon().today(),)
     state = load_state(session.paths)
@@ -141,7 +137,7 @@ def test_a_worker_prepares_completed_days_at_start_and_uploads_them_through_its_
 
     # Something is pending again the same day: neither this worker nor a new one uploads it.
     [entry] = [entry for entry in session.outbox.history() if entry.url.endswith("/basic")]
-    session.outbox.put(consentry.decode(entry.report.encode()), epoch=session.decision.epoch)
+    session.outbox.put(consentry.wire.decode(entry.report.encode()), epoch=session.decision.epoch)
     assert len(session.outbox.pending()) == 1
     worker.maybe_upload()
     fresh = Worker(recorder, session, transport=transport)

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, NullRecorder, Recorder
+import consentry.wire
+from consentry import NullRecorder, Recorder
+from consentry._consent.answers import load_consent
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode, main
-from consentry.consent import load_consent
-from consentry.paths import Paths
+from consentry.testing import FixedClock
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "consentry_examples"
 NAPARI = EXAMPLES / "napari_like" / "manifest.toml"
@@ -165,7 +168,7 @@ def test_preview_raw_prints_exactly_the_pending_bytes(cli_home, environ, capsysb
     pending = sorted(Paths(cli_home).app("napari-like").pending.glob("*.json"))
     assert [p.name for p in pending] == [f"{day.isoformat()}.{level}.json" for level in ("basic", "full", "middle")]
     assert out == b"".join(p.read_bytes() for p in pending)
-    assert all(consentry.decode(p.read_bytes()).days == (day,) for p in pending)
+    assert all(consentry.wire.decode(p.read_bytes()).days == (day,) for p in pending)
 
 
 def test_preview_json_shows_where_each_report_goes(cli_home, environ, capsys):

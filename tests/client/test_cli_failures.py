@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, MemoryTransport, Recorder
+from consentry import Recorder
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode, main
-from consentry.paths import Paths
+from consentry.testing import FixedClock, MemoryTransport
 from support.processes import client_environment, script
 from support.readonly import read_only
 

@@ -29,8 +29,9 @@ import pytest
 import typer
 
 import consentry
+import consentry._cli_tool.wrap
 from consentry import Manifest
-from consentry.commandline import exit_status
+from consentry._cli_tool.wrap import exit_status
 from consentry.manifest import loads_manifest
 from support.processes import client_environment
 from support.store import recorded_day
@@ -175,7 +176,7 @@ class Program:
     target: Any
     main: Callable[..., Any]
 
-    def wrap(self, manifest: Manifest, **options: Any) -> consentry.CommandLineTool[..., Any]:
+    def wrap(self, manifest: Manifest, **options: Any) -> consentry._cli_tool.wrap.CommandLineTool[..., Any]:
         if self.framework == "argparse":
             return consentry.cli_tool(self.target, manifest, **options)(self.main)
         return consentry.cli_tool(self.target, manifest, **options)
@@ -439,7 +440,8 @@ LAZY = textwrap.dedent(
 
     main = consentry.cli_tool(lambda: 0, "telemetry.toml")
     copy = OtelTransport("https://telemetry.example.org:4318")
-    heavy = ("click", "typer", "argparse", "opentelemetry", "consentry.spans", "consentry.manifest", "consentry.api",
+    heavy = ("click", "typer", "argparse", "opentelemetry", "consentry._record.spans", "consentry.manifest",
+    "consentry._api",
              "consentry.transport", "consentry.wire", "ssl", "sqlite3")
     print(sorted(name for name in heavy if name in sys.modules))
     """
@@ -447,7 +449,7 @@ LAZY = textwrap.dedent(
 
 
 def test_wrapping_a_tool_imports_nothing_that_recording_needs():
-    # A tool imports consentry.commandline (and an OtelTransport) at every start, consent or not.
+    # A tool imports consentry._cli_tool.wrap (and an OtelTransport) at every start, consent or not.
     done = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == "[]\n"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from consentry import Consent, Manifest
-from consentry.consent import answer, decide, load_consent
+from consentry import Manifest
+from consentry._consent.answers import Consent, answer, decide, load_consent
+from consentry._consent.switches import Switches, read_switches
+from consentry._local.paths import Paths
 from consentry.manifest import parse_manifest
-from consentry.paths import Paths
-from consentry.switches import Switches, read_switches
 
 NOW = datetime.datetime(2026, 11, 18, 12, 0, tzinfo=datetime.timezone.utc)
 TODAY = NOW.date()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry.store import DayRecord
+from consentry._local.counts import DayRecord
 from consentry_examples.slicer_like import EXAMPLE as SLICER
 from consentry_examples.stripepy_like import EXAMPLE as STRIPEPY
 from support.processes import client_environment, script

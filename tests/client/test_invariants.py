@@ -25,14 +25,18 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, MemoryTransport, NullRecorder, Recorder
+import consentry.testing
+import consentry.wire
+from consentry import Manifest, NullRecorder, Recorder
+from consentry._consent.switches import CI_VARIABLES
+from consentry._local.bookkeeping import load_state
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._send.reports import reporter_id
 from consentry.cli import main as cli_main
 from consentry.manifest import loads_manifest
-from consentry.paths import Paths
-from consentry.reports import reporter_id
-from consentry.state import load_state
-from consentry.store import Store
-from consentry.switches import CI_VARIABLES
+from consentry.testing import FixedClock, MemoryTransport
 from support.e2e import two_level_manifest
 from support.store import recorded_day
 
@@ -268,7 +272,7 @@ def test_the_audit_sees_the_uploader_start_when_sending_is_allowed(home, tmp_pat
 
 def _uploaders(home: Path) -> list[int]:
     found = subprocess.run(
-        ["pgrep", "-f", f"consentry.uploader --home {home}"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", f"consentry._send.detached --home {home}"], capture_output=True, text=True, check=False
     )
     return [int(pid) for pid in found.stdout.split()]
 
@@ -278,10 +282,10 @@ OTHER_EVENTS = 2000
 FLUSHING = textwrap.dedent(
     """
     import datetime, sys
-    import consentry
+    import consentry, consentry.testing
 
     manifest, home, policy, others = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    clock = consentry.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
+    clock = consentry.testing.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(
         manifest, home=home, environ={"CONSENTRY_POLICY_FILE": policy}, clock=clock, app_version="1.0.0",
         background=False, flush_at_exit=False, exception_hooks=False,
@@ -458,7 +462,7 @@ def test_a_damaged_secret_is_replaced(audit_manifest, home, environ, clock, kind
     assert len(written) == 1
     text = paths.secret.read_text("ascii").strip()
     assert re.fullmatch(r"[0-9a-f]{64}", text)
-    report = consentry.decode(written[0].read_bytes())
+    report = consentry.wire.decode(written[0].read_bytes())
     assert report.reporter == reporter_id(bytes.fromhex(text), APP, DAY)
 
 

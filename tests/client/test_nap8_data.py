@@ -19,8 +19,8 @@ import pytest
 
 import consentry
 from consentry import Recorder
-from consentry.paths import Paths
-from consentry.store import Store
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
 from support import nap8, real_napari
 
 layers = real_napari.napari.layers

@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, Recorder
-from consentry.journal import Batch, DayMeta
-from consentry.paths import Paths
-from consentry.state import load_state
-from consentry.store import Store
+import consentry.testing
+from consentry import Manifest, Recorder
+from consentry._local.bookkeeping import load_state
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._record.journal import Batch, DayMeta
+from consentry.testing import FixedClock
 from consentry.wire import decode
 from support.e2e import two_level_manifest
 from support.processes import client_environment
@@ -111,10 +114,10 @@ def test_counts_flushed_while_reports_are_built_are_all_reported(consented, home
 DROPPING = textwrap.dedent(
     """
     import datetime, sys
-    import consentry
+    import consentry, consentry.testing
 
     manifest, home, policy, flushes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    clock = consentry.FixedClock(datetime.datetime(2026, 11, 17, 12, tzinfo=datetime.timezone.utc))
+    clock = consentry.testing.FixedClock(datetime.datetime(2026, 11, 17, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(manifest, app_version="1.0.0", home=home, environ={"CONSENTRY_POLICY_FILE": policy},
                               clock=clock, background=False, flush_at_exit=False)
     for _ in range(flushes):
@@ -145,16 +148,17 @@ def test_drops_recorded_by_many_processes_at_once_all_count(manifest_path, home,
 EXITING = textwrap.dedent(
     """
     import datetime, os, sys, time
-    import consentry
+    import consentry, consentry.testing
 
     manifest, home, policy, counts, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-    clock = consentry.FixedClock(datetime.datetime(2026, 11, 17, 12, tzinfo=datetime.timezone.utc))
+    clock = consentry.testing.FixedClock(datetime.datetime(2026, 11, 17, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(manifest, app_version="1.0.0", home=home, environ={"CONSENTRY_POLICY_FILE": policy},
                               clock=clock, background=False)
     for _ in range(counts):
         recorder.count("file.open")
     print("ready", flush=True)
-    while not os.path.exists(go):  # every process exits at the same moment
+    deadline = time.monotonic() + 300  # a bound, should the test die before it says "go"
+    while not os.path.exists(go) and time.monotonic() < deadline:  # every process exits at the same moment
         time.sleep(0.001)
     """
 )

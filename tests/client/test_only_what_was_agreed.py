@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, MemoryTransport, Recorder
+import consentry.wire
+from consentry import Manifest, Recorder
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode, main
-from consentry.paths import Paths
+from consentry.testing import FixedClock, MemoryTransport
 from consentry.transport import Request, Response
 from consentry.wire import decode
 from support.e2e import two_level_manifest
@@ -71,7 +74,7 @@ def upload(manifest: Manifest, home: Path, environ: dict[str, str], clock: Fixed
     return transport
 
 
-def sent(transport: MemoryTransport) -> list[consentry.Report]:
+def sent(transport: MemoryTransport) -> list[consentry.wire.Report]:
     return [decode(gzip.decompress(request.body)) for request in transport.requests]
 
 

@@ -29,9 +29,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest, MemoryTransport, Recorder, Response, TransportError, otel
+import consentry.wire
+from consentry import Manifest, Recorder, otel
+from consentry._local.session import AppSession
 from consentry.manifest import loads_manifest
 from consentry.otel import OtelTransport
+from consentry.testing import FixedClock, MemoryTransport
+from consentry.transport import Response, TransportError
 from consentry.wire.schema import DURATIONS
 from consentry_examples.napari_like import EXAMPLE as NAPARI_EXAMPLE
 
@@ -121,7 +125,7 @@ def test_each_sent_report_is_exported_from_the_bytes_that_were_previewed(stripep
     assert session.upload(transport, force=True).sent == 1
     assert transport.exported == 1
     [sent] = previewed
-    report = consentry.decode(sent)
+    report = consentry.wire.decode(sent)
 
     spans = {span.name: span for span in collector.spans.get_finished_spans()}
     assert set(spans) == {"call", "plot"}
@@ -176,7 +180,7 @@ def test_counts_plugins_data_and_activity_become_counter_points(napari, home, en
     next_day(recorder, clock)
     session = AppSession.open(napari, home=home, environ=environ, clock=clock)
     session.prepare_reports()
-    levels = [consentry.decode(item.read()).level for item in session.outbox.pending()]
+    levels = [consentry.wire.decode(item.read()).level for item in session.outbox.pending()]
     transport = collector.transport()
     assert session.upload(transport, force=True).sent == len(levels) == transport.exported
     points = {
@@ -382,8 +386,9 @@ UNREACHABLE = textwrap.dedent(
     """
     import datetime, socket, sys
     import consentry
-    from consentry import AppSession, FixedClock, MemoryTransport
+    from consentry._local.session import AppSession
     from consentry.otel import OtelTransport
+    from consentry.testing import FixedClock, MemoryTransport
     sys.path.insert(0, sys.argv[2])
     from test_otel_export import local_manifest
 

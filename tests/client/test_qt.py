@@ -17,17 +17,19 @@ import pytest
 
 import consentry
 import support.qt  # noqa: F401 - first: chooses the offscreen platform and the binding, or skips without Qt
-from consentry import Manifest, decode
+from consentry import Manifest
 from consentry import qt as consentry_qt
-from consentry.asking import consent_request
-from consentry.consent import load_consent
+from consentry._consent.answers import load_consent
+from consentry._consent.asking import consent_request
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 from consentry.manifest import load_plugin_manifest, parse_manifest
-from consentry.paths import Paths
 from consentry.qt import Answer, ConsentDialog, QtTelemetry, TelemetryIndicator, ask_once
-from consentry.session import AppSession
-from consentry.store import Store
+from consentry.wire import decode
 from support.paths import EXAMPLES
 from support.qt import QApplication, QLabel, QMainWindow, QPoint, Qt, QTest, QWidget, application, process_events
+from support.waiting import wait_for
 
 BLOBS = EXAMPLES / "napari_like" / "plugins" / "napari-blobs.toml"
 
@@ -108,15 +110,6 @@ def choose(dialog: ConsentDialog, level: str) -> None:
     assert dialog.chosen_level() == level
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Let Qt run its timers until ``condition`` holds (bounded: a test fails rather than hangs)."""
-    for _ in range(500):
-        if condition():
-            return
-        QTest.qWait(10)
-    assert condition()
-
-
 def visible_dialogs() -> list[ConsentDialog]:
     return [
         widget for widget in QApplication.topLevelWidgets() if isinstance(widget, ConsentDialog) and widget.isVisible()
@@ -126,7 +119,8 @@ def visible_dialogs() -> list[ConsentDialog]:
 # ---- the module -------------------------------------------------------------------------------------------------
 def test_importing_consentry_never_imports_qt() -> None:
     code = (
-        "import sys, consentry; consentry.init; consentry.consent_request; import consentry.api, consentry.asking; "
+        "import sys, consentry; consentry.init; consentry.consent_request; "
+        "import consentry._api, consentry._consent.asking; "
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('qtpy', 'PySide6', 'PyQt5', 'PyQt6', 'PySide2')]; "
         "assert not loaded and 'consentry.qt' not in sys.modules, loaded"
     )
@@ -228,7 +222,10 @@ def test_yes_by_its_mnemonic_records_the_chosen_level_without_expiry(window, mak
     choose(dialog, "middle")
     activate(dialog)
     press(dialog, Qt.Key.Key_Y, Qt.KeyboardModifier.AltModifier)  # "&Yes"
-    wait_until(lambda: not dialog.isVisible())  # a shortcut "animates" the click: it lands a moment later
+    # a shortcut "animates" the click: it lands a moment later, once Qt has run its timers
+    wait_for(
+        lambda: not dialog.isVisible(), "the dialog to close", pause=lambda seconds: QTest.qWait(int(seconds * 1000))
+    )
     consent = load_consent(Paths(home).app(napari.name))
     assert (consent.mode, consent.level, consent.expires) == ("on", "middle", None)
     assert telemetry.decision is not None

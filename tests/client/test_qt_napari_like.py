@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import support.qt  # noqa: F401 - first: chooses the offscreen platform and the binding, or skips without Qt
-from consentry.paths import Paths
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
 from consentry.qt import Answer
-from consentry.store import Store
 from consentry_examples.napari_like.gui import PLUGIN_VERSION, ViewerWindow, launch, main
 from support.qt import QApplication, QPoint, Qt, QTest, QTimer, application, process_events
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import consentry
-from consentry._quick import _APP, certainly_off
+from consentry._consent.quick import _APP, certainly_off
 from consentry.wire.schema import APP_NAME
 from support.paths import NAPARI
 
@@ -75,6 +75,14 @@ def test_init_without_consent_imports_no_storage_network_or_report_code(tmp_path
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     modules = set(json.loads(completed.stdout))
-    heavy = {"sqlite3", "http.client", "ssl", "socket", "consentry.recorder", "consentry.manifest", "consentry.wire"}
+    heavy = {
+        "sqlite3",
+        "http.client",
+        "ssl",
+        "socket",
+        "consentry._record.recorder",
+        "consentry.manifest",
+        "consentry.wire",
+    }
     assert not modules & heavy
     assert not any(tmp_path.iterdir())

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 import consentry
+import consentry.testing
 from consentry import NullRecorder, Recorder, load_plugin_manifest
+from consentry._local.counts import DayRecord, Store
+from consentry._local.paths import Paths
 from consentry.manifest import loads_plugin_manifest
-from consentry.paths import Paths
-from consentry.spans import size_category
-from consentry.store import DayRecord, Store
 from consentry.wire import MAX_COUNT
+from consentry.wire.bins import size_category
 
 ROOT = Path(__file__).resolve().parents[2]
 NAPARI = ROOT / "examples" / "consentry_examples" / "napari_like" / "manifest.toml"
@@ -697,11 +698,11 @@ def test_a_read_only_folder_makes_the_recorder_go_quiet(napari, home, environ, c
 WORKER = textwrap.dedent(
     """
     import datetime, json, sys
-    import consentry
+    import consentry, consentry.testing
     from consentry._guard import internal_errors
 
     home, policy, per_process = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    clock = consentry.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
+    clock = consentry.testing.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(
         sys.argv[4], app_version="0.5.6", home=home, environ={"CONSENTRY_POLICY_FILE": policy}, clock=clock,
         background=False, flush_at_exit=False,

@@ -16,15 +16,20 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, HttpTransport, Manifest, MemoryTransport, Response, TransportError
-from consentry.journal import Batch
+import consentry.testing
+import consentry.transport
+from consentry import Manifest
+from consentry._local.bookkeeping import load_state
+from consentry._local.counts import DayMeta, DayRecord
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._record.journal import Batch
+from consentry._send.outbox import MAX_HISTORY_BYTES, HistoryEntry, Outbox
+from consentry._send.reports import build_reports, reporter_id
+from consentry._send.upload import upload_pending
 from consentry.manifest import parse_manifest
-from consentry.outbox import MAX_HISTORY_BYTES, HistoryEntry, Outbox
-from consentry.paths import Paths
-from consentry.reports import build_reports, reporter_id
-from consentry.state import load_state
-from consentry.store import DayMeta, DayRecord
-from consentry.upload import upload_pending
+from consentry.testing import MemoryTransport
+from consentry.transport import HttpTransport, Response, TransportError
 from consentry.wire import Activity, DataCategory, Plugin, decode
 
 DAY = datetime.date(2026, 11, 18)
@@ -154,7 +159,7 @@ class App:
     manifest: Manifest
     home: Path
     environ: dict[str, str]
-    clock: consentry.FixedClock
+    clock: consentry.testing.FixedClock
     events: list[str] = field(default_factory=list)
 
     def session(self) -> AppSession:
@@ -668,4 +673,4 @@ def test_http_transport_raises_transport_error_when_nothing_listens(server):
     server.shutdown()
     server.server_close()
     with pytest.raises(TransportError):
-        HttpTransport().send(consentry.Request(url, b"{}", {}, timeout=2.0))
+        HttpTransport().send(consentry.transport.Request(url, b"{}", {}, timeout=2.0))

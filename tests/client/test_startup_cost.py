@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 import consentry
 from consentry import NullRecorder, Recorder
-from consentry._quick import certainly_off, peek_name, peek_toml_name
-from consentry._startup import MAX_BYTES, StartupCache
+from consentry._consent.quick import certainly_off, peek_name, peek_toml_name
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._local.startup_cache import MAX_BYTES, StartupCache
 from consentry.manifest import load_manifest
 from consentry.manifest.model import from_checked
-from consentry.paths import Paths
-from consentry.session import AppSession
 from support.e2e import two_level_manifest
 from support.paths import EXAMPLES, NAPARI, ROOT
 
@@ -223,10 +223,13 @@ def test_a_tool_without_consent_imports_only_the_quick_path(tmp_path, home, tool
         "__future__",  # `from __future__ import annotations` is an import, of a few lines
         "consentry",
         "consentry._lazy",
-        "consentry._quick",
+        "consentry._consent",  # the private packages' __init__ modules: a docstring each
+        "consentry._consent.quick",
         "consentry._where",  # a relative manifest path found from the calling package: os and sys only
-        "consentry.commandline",
-        "consentry.null",
+        "consentry._cli_tool",
+        "consentry._cli_tool.wrap",
+        "consentry._record",
+        "consentry._record.null",
     }
     assert list(home.iterdir()) == []
 
@@ -239,16 +242,16 @@ def test_a_tool_with_consent_reads_its_manifest_and_version_from_the_cache(tmp_p
     assert {"tomllib", "consentry.manifest.parse", "importlib.metadata"} <= first  # the first start works it out
     assert file.exists()
     again = tool_modules("wrapped", str(path), str(home), env=tool_env)
-    assert "consentry.recorder" in again  # recording
+    assert "consentry._record.recorder" in again  # recording
     heavy = {
         "tomllib",
         "consentry.manifest.parse",
         "consentry.wire.codec",
-        "consentry.asking",
-        "consentry.reports",
-        "consentry.store",
+        "consentry._consent.asking",
+        "consentry._send.reports",
+        "consentry._local.counts",
         "consentry.transport",
-        "consentry.upload",
+        "consentry._send.upload",
         "importlib.metadata",
         "sqlite3",
         "socket",

@@ -1,10 +1,10 @@
-"""consentry.strict_json: the JSON reader of manifests, certificates and the seed systems' uploads."""
+"""consentry.wire.strict_json: the JSON reader of manifests, certificates and the seed systems' uploads."""
 
 from __future__ import annotations
 
 import pytest
 
-from consentry import strict_json
+from consentry.wire import strict_json
 
 REFUSED_ALWAYS = {
     "repeated key": ('{"a": 1, "a": 2}', "appears twice"),

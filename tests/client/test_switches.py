@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from consentry import AppSession, Consent
-from consentry._files import MAX_STATE_BYTES
-from consentry.consent import answer, decide
-from consentry.paths import Paths
-from consentry.switches import Switches, app_variable_prefix, read_switches
+from consentry._consent.answers import Consent, answer, decide
+from consentry._consent.switches import Switches, app_variable_prefix, read_switches
+from consentry._local.files import MAX_STATE_BYTES
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 
 APP = "napari-like"
 

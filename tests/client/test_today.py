@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import FixedClock
+import consentry.wire
+from consentry._local.bookkeeping import load_state
+from consentry._local.session import AppSession
+from consentry._send.today import send_partial
 from consentry.cli import ExitCode
-from consentry.session import AppSession
-from consentry.state import load_state
-from consentry.today import send_partial
+from consentry.testing import FixedClock
 from consentry.transport import HttpTransport
 from support.e2e import manifest_file, run
 from support.processes import RunningServer, client_environment, script, serving
@@ -79,7 +80,7 @@ def test_preview_today_shows_the_partial_reports_and_queues_nothing(author):
     assert text.count("# PARTIAL report") == 2
     assert "replaces it on the server" in text
     raw = cli(env, "preview", APP, "--today", "--raw").stdout
-    reports = [consentry.decode(part + b"\n}\n") for part in raw.split(b"\n}\n")[:-1]]
+    reports = [consentry.wire.decode(part + b"\n}\n") for part in raw.split(b"\n}\n")[:-1]]
     assert {r.level: r.total("file.open") + r.total("export.png") for r in reports} == {"basic": 3, "full": 2}
     assert all(r.days == (datetime.date.today(),) for r in reports)  # noqa: DTZ011 - the user's day
     assert all(r.first_report for r in reports)
@@ -114,7 +115,7 @@ def test_upload_today_is_replaced_by_the_whole_day_and_counts_once(author, serve
     tomorrow = FixedClock(datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time(9), datetime.UTC))
     session = AppSession.open(manifest, home=home, environ=env, clock=tomorrow)
     written = session.prepare_reports()
-    whole = [consentry.decode(file.read_bytes()) for file in sorted(written)]
+    whole = [consentry.wire.decode(file.read_bytes()) for file in sorted(written)]
     assert [(r.level, r.days, r.total("file.open"), r.first_report) for r in whole] == [
         ("basic", (today,), 9, True),
         ("full", (today,), 0, True),

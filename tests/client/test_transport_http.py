@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, HttpTransport, Request, Response, TransportError
-from consentry.paths import Paths
-from consentry.state import load_state
-from consentry.transport import MAX_RESPONSE_BYTES
-from consentry.upload import upload_pending
+from consentry._local.bookkeeping import load_state
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._send.upload import upload_pending
+from consentry.testing import FixedClock
+from consentry.transport import MAX_RESPONSE_BYTES, HttpTransport, Request, Response, TransportError
 
 JOIN = 20.0
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")

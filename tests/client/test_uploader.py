@@ -1,6 +1,6 @@
 """The detached uploader, with a real HTTP server on 127.0.0.1 that records what it receives.
 
-``spawn()`` starts ``python -m consentry.uploader`` detached from the host; it sends the pending reports, records
+``spawn()`` starts ``python -m consentry._send.detached`` detached from the host; it sends the pending reports, records
 them in the history and exits. A short-lived command-line tool gets its reports out after it has exited, and
 its exit does not wait for a server that hangs. Every process and server a test starts is stopped by the test.
 """
@@ -20,24 +20,28 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import consentry
-from consentry import AppSession, FixedClock, Manifest
-from consentry._files import exclusive
-from consentry.journal import Batch
-from consentry.paths import Paths
-from consentry.state import load_state
-from consentry.store import Store
-from consentry.switches import CI_VARIABLES
-from consentry.uploader import main, reap, spawn
+import consentry.testing
+import consentry.wire
+from consentry import Manifest
+from consentry._consent.switches import CI_VARIABLES
+from consentry._local.bookkeeping import load_state
+from consentry._local.counts import Store
+from consentry._local.files import exclusive
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
+from consentry._record.journal import Batch
+from consentry._send.detached import main, reap, spawn
+from consentry.testing import FixedClock
 from support.e2e import two_level_manifest
 from support.store import recorded_day
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -160,13 +164,6 @@ def hanging_server() -> Iterator[HangingServer]:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
-def wait_for(condition: Callable[[], object], timeout: float = POLL) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
 
 
 def user_environment(tmp_path: Path) -> dict[str, str]:
@@ -221,7 +218,7 @@ def pending_bytes(manifest: Manifest, home: Path, env: dict[str, str]) -> list[b
 def uploaders(home: Path) -> list[int]:
     """Process ids of uploaders running for ``home``."""
     found = subprocess.run(
-        ["pgrep", "-f", f"consentry.uploader --home {home}"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", f"consentry._send.detached --home {home}"], capture_output=True, text=True, check=False
     )
     return [int(pid) for pid in found.stdout.split()]
 
@@ -311,7 +308,7 @@ def test_a_second_upload_is_refused_while_one_holds_the_lock(server, home, tmp_p
 
     # Without the lock held, the same command sends them.
     done = subprocess.run(
-        [sys.executable, "-m", "consentry.uploader", "--home", str(home), "--app", APP],
+        [sys.executable, "-m", "consentry._send.detached", "--home", str(home), "--app", APP],
         env=user_env,
         capture_output=True,
         timeout=60,
@@ -339,7 +336,7 @@ def test_a_short_lived_tool_gets_its_reports_out_after_it_exited(server, home, t
         assert wait_for(lambda: uploaders(home) == [])  # the uploader finished by itself
     finally:
         end_uploaders(home)
-    reports = [consentry.decode(body) for body in server.bodies()]
+    reports = [consentry.wire.decode(body) for body in server.bodies()]
     assert {report.level: report.days for report in reports} == {
         "basic": (yesterday_noon().today(),),
         "full": (yesterday_noon().today(),),
@@ -375,10 +372,10 @@ def test_the_tools_exit_does_not_wait_for_a_hanging_server(hanging_server, home,
 EXITING = textwrap.dedent(
     """
     import datetime, os, sys
-    import consentry
+    import consentry, consentry.testing
 
     manifest, home = sys.argv[1], sys.argv[2]
-    clock = consentry.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
+    clock = consentry.testing.FixedClock(datetime.datetime(2026, 11, 18, 12, tzinfo=datetime.timezone.utc))
     recorder = consentry.init(
         manifest, home=home, environ=dict(os.environ), clock=clock, app_version="1.0.0", background=False
     )

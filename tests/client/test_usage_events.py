@@ -11,10 +11,12 @@ import threading
 import pytest
 
 import consentry
+import consentry._local.session
+import consentry.wire
 from consentry import Manifest, NullRecorder, PluginManifest, Recorder, UsageEvents
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
 from consentry.manifest import loads_manifest, loads_plugin_manifest
-from consentry.paths import Paths
-from consentry.store import Store
 from consentry_examples.slicer_like import EXAMPLE
 
 EXTENSIONS = {plugin.name: plugin for plugin in EXAMPLE.plugins}  # TotalSegmentator and SlicerIGT
@@ -73,8 +75,8 @@ def test_the_report_carries_extension_events_under_the_extension(slicer, home, e
     usage.log_usage_event("Data", "enter")
     recorder.close()
     clock.advance(datetime.timedelta(days=1))
-    session = consentry.AppSession.open(slicer, home=home, environ=environ, clock=clock)
-    [basic, full] = [consentry.decode(path.read_bytes()) for path in session.prepare_reports()]
+    session = consentry._local.session.AppSession.open(slicer, home=home, environ=environ, clock=clock)
+    [basic, full] = [consentry.wire.decode(path.read_bytes()) for path in session.prepare_reports()]
     day = clock.today() - datetime.timedelta(days=1)
     assert basic.plugins == ()
     assert full.counts == {day: {"Data/enter": 1}}

@@ -17,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consentry.certificates import (
+from consentry.cli import ExitCode, main
+from consentry.wire.certificates import (
     BadKeyError,
     CertificateError,
     NotAuthenticError,
@@ -29,7 +30,6 @@ from consentry.certificates import (
     parse_public_key,
     verify_certificate,
 )
-from consentry.cli import ExitCode, main
 
 SIGNER = Ed25519PrivateKey.generate()
 RAW = SIGNER.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -334,7 +334,7 @@ def test_without_cryptography_verify_says_what_to_install(valid):
 
 def test_importing_consentry_and_its_cli_never_imports_cryptography():
     code = (
-        "import sys, consentry, consentry.certificates, consentry.cli; consentry.cli.build_parser(); "
+        "import sys, consentry, consentry.wire.certificates, consentry.cli; consentry.cli.build_parser(); "
         "assert 'cryptography' not in sys.modules, 'imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

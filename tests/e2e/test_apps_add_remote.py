@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from consentry._send.reports import reporter_id
 from consentry.manifest import load_manifest
-from consentry.reports import reporter_id
 from consentry.wire import Report, encode
 from support.e2e import manifest_file, run, yesterday_noon
 from support.processes import ADMIN_TOKEN, RunningServer, script

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 import consentry
+import consentry.wire
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode
 from consentry.manifest import loads_manifest
-from consentry.session import AppSession
 from support.e2e import EXTRA_EVENT, manifest_file, run, yesterday_noon
 from support.processes import RunningServer, client_environment, script
 
@@ -61,7 +62,7 @@ def test_report_travels_from_consent_to_the_public_api(server: RunningServer, tm
     assert sorted(file.name.split(".")[1] for file in written) == ["basic", "full"]
     contents = [file.read_bytes() for file in sorted(written)]
     on_disk = b"".join(contents)
-    reports = [consentry.decode(file.read_bytes()) for file in written]
+    reports = [consentry.wire.decode(file.read_bytes()) for file in written]
     assert {report.level: report.total("file.open") + report.total("export.png") for report in reports} == {
         "basic": 3,
         "full": 2,

@@ -25,8 +25,11 @@ from pathlib import Path
 import pytest
 
 import consentry
-from consentry import FixedClock, HttpTransport, Manifest, Request, Response
-from consentry.session import AppSession
+import consentry.wire
+from consentry import Manifest
+from consentry._local.session import AppSession
+from consentry.testing import FixedClock
+from consentry.transport import HttpTransport, Request, Response
 from consentry_examples.napari_like import EXAMPLE as NAPARI
 from consentry_examples.slicer_like import EXAMPLE as SLICER
 from consentry_examples.stripepy_like import EXAMPLE as STRIPEPY
@@ -87,7 +90,7 @@ def upload_next_day(manifest: Manifest, server: RunningServer, env: dict[str, st
     result = session.upload(ToServer(server.url))
     history = session.outbox.history()
     assert [entry.outcome for entry in history] == ["sent"] * len(written), result
-    return sorted(consentry.decode(entry.report).level for entry in history)
+    return sorted(consentry.wire.decode(entry.report).level for entry in history)
 
 
 def exported(server: RunningServer, app: str) -> list[dict[str, object]]:

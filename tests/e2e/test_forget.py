@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import consentry
+import consentry.transport
+from consentry._consent.answers import load_consent
+from consentry._local.session import AppSession
 from consentry.cli import ExitCode
-from consentry.consent import load_consent
-from consentry.session import AppSession
 from support.e2e import manifest_file, run, yesterday_noon
 from support.processes import RunningServer, client_environment, script
 
@@ -43,7 +44,7 @@ def test_forget_deletes_on_the_server_then_everything_here(server: RunningServer
     path = manifest_file(tmp_path, server.url)
     server.admin("/admin/v1/manifests", path.read_bytes())
     session = send_one_day(path, home, env)
-    assert session.upload(consentry.HttpTransport()).sent == 1  # only the basic level has something
+    assert session.upload(consentry.transport.HttpTransport()).sent == 1  # only the basic level has something
     assert stored_reports(server.database) == 1
 
     forgotten = run([script("consentry"), "forget", "e2e-app", "--manifest", str(path)], env)

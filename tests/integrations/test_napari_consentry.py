@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 from pydantic.warnings import PydanticDeprecatedSince20
 
-from consentry import AppSession
-from consentry.paths import Paths
-from consentry.store import Store
+from consentry._local.counts import Store
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession
 from support import nap8
 from support.napari_session import COMMANDS, LAYERS, LIGHT
 from support.processes import client_environment

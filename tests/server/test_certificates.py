@@ -18,10 +18,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from consentry.certificates import NotAuthenticError, UnreadableCertificateError, parse_public_key, verify_certificate
 from consentry.cli import ExitCode
 from consentry.cli import main as consentry_main
 from consentry.wire import Plugin, Report
+from consentry.wire.certificates import (
+    NotAuthenticError,
+    UnreadableCertificateError,
+    parse_public_key,
+    verify_certificate,
+)
 from consentry_server.cli import main as server_main
 from consentry_server.config import Settings
 from consentry_server.publish.certificates import (

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from consentry import load_manifest
 from consentry.wire import Report, encode
 from support.paths import NAPARI
 from support.processes import ADMIN_TOKEN, RunningServer, script, start, stop
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -123,13 +124,6 @@ def post_report(server: RunningServer, reporter: int) -> int:
     )
     with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
         return response.status
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {WAIT} s for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import os
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from consentry_server.publish.release import publish
 from consentry_server.storage import PublicStore, SQLiteStorage
 from consentry_server.storage.base import Arrival, RequestLog, StoreOutcome, store_report
 from support.processes import script, start, stop
+from support.waiting import wait_for
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 WAIT = 60.0  # the longest any condition below is waited for; never an expectation of speed
@@ -55,15 +55,6 @@ def db_options(settings: Settings) -> list[str]:
 
 def admin(settings: Settings) -> dict[str, str]:
     return {"authorization": f"Bearer {settings.admin_token}"}
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Wait (boundedly) until ``condition()`` holds."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def stored_reporters(storage: SQLiteStorage, app: str = "napari-like") -> set[str]:

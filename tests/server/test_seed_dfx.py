@@ -27,8 +27,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from consentry.manifest import Manifest, load_manifest
-from consentry.spans import duration_bucket
 from consentry.wire import Command, Report, encode
+from consentry.wire.bins import duration_bucket
 from consentry.wire.schema import UNKNOWN_DURATION
 from consentry_server.app import create_app
 from consentry_server.cli import main

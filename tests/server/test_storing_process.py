@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -30,6 +30,7 @@ from consentry_server.commit.process import MAX_MESSAGE, ProcessStorer, _message
 from consentry_server.commit.storer import StoringError, ThreadStorer
 from consentry_server.config import Settings
 from consentry_server.storage import SQLiteStorage
+from support.waiting import wait_for
 
 JSON = {"content-type": "application/json"}
 LATE_MANIFEST = """
@@ -71,13 +72,6 @@ def storer_of(client: TestClient) -> ProcessStorer:
 
 def send(client: TestClient, report: Report) -> object:
     return client.post(f"/v1/reports/{report.level}", content=encode(report), headers=JSON)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_serve_stores_reports_in_a_process_of_its_own(served, storage, make_report):

@@ -17,8 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import consentry
-from consentry import FixedClock, HttpTransport, Manifest
-from consentry.session import AppSession
+from consentry import Manifest
+from consentry._local.session import AppSession
+from consentry.testing import FixedClock
+from consentry.transport import HttpTransport
 from consentry_examples import Example, all_examples
 from consentry_examples.demo import BehindProxy, rewrite_endpoints
 from support.processes import ADMIN_TOKEN

@@ -6,7 +6,7 @@ import datetime
 import subprocess
 from pathlib import Path
 
-from consentry import FixedClock
+from consentry.testing import FixedClock
 
 __all__ = ["EXTRA_EVENT", "manifest_file", "run", "two_level_manifest", "yesterday_noon"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from consentry.switches import CI_VARIABLES
+from consentry._consent.switches import CI_VARIABLES
 
 ADMIN_TOKEN = "e2e-admin-token"  # noqa: S105 - a throwaway token for a throwaway server
 

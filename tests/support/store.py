@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from consentry.paths import Paths
-from consentry.store import DayRecord, Store, merge_journal
+from consentry._local.counts import DayRecord, Store, merge_journal
+from consentry._local.paths import Paths
 
 
 def recorded_day(home: Path, app: str, day: datetime.date) -> DayRecord | None:

@@ -23,77 +23,35 @@ TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
-#: Where each public name lives.
+#: Where each public name lives. Everything else is in a public subpackage where users need it
+#: (:mod:`consentry.testing`, :mod:`consentry.transport`, :mod:`consentry.wire`, :mod:`consentry.manifest`,
+#: :mod:`consentry.qt`, :mod:`consentry.otel`, :mod:`consentry.cli`) or private (the modules under ``_``).
 _EXPORTS = {
-    "init": "consentry.api",
-    "set_consent": "consentry.api",
-    "set_plugin_consent": "consentry.api",
-    "ConsentRequest": "consentry.asking",
-    "LevelChoice": "consentry.asking",
-    "ask_in_terminal": "consentry.asking",
-    "consent_request": "consentry.asking",
-    "CommandLineTool": "consentry.commandline",
-    "cli_tool": "consentry.commandline",
-    "Clock": "consentry.clock",
-    "FixedClock": "consentry.clock",
-    "SystemClock": "consentry.clock",
-    "MODES": "consentry.consent",
-    "Consent": "consentry.consent",
-    "Decision": "consentry.consent",
+    "init": "consentry._api",
+    "set_consent": "consentry._api",
+    "set_plugin_consent": "consentry._api",
+    "consent_request": "consentry._consent.asking",
+    "cli_tool": "consentry._cli_tool.wrap",
     "Manifest": "consentry.manifest",
     "ManifestError": "consentry.manifest",
     "PluginManifest": "consentry.manifest",
     "load_manifest": "consentry.manifest",
     "load_plugin_manifest": "consentry.manifest",
-    "NullRecorder": "consentry.recorder",
-    "PluginRecorder": "consentry.recorder",
-    "Recorder": "consentry.recorder",
-    "AppSession": "consentry.session",
-    "HttpTransport": "consentry.transport",
-    "MemoryTransport": "consentry.transport",
-    "Request": "consentry.transport",
-    "Response": "consentry.transport",
-    "Transport": "consentry.transport",
-    "TransportError": "consentry.transport",
-    "UsageEvents": "consentry.usage",
-    "Report": "consentry.wire",
-    "WireError": "consentry.wire",
-    "decode": "consentry.wire",
-    "encode": "consentry.wire",
+    "NullRecorder": "consentry._record.null",
+    "Recorder": "consentry._record.recorder",
+    "UsageEvents": "consentry._record.usage",
 }
 
 __all__ = [
-    "MODES",
-    "AppSession",
-    "Clock",
-    "CommandLineTool",
-    "Consent",
-    "ConsentRequest",
-    "Decision",
-    "FixedClock",
-    "HttpTransport",
-    "LevelChoice",
     "Manifest",
     "ManifestError",
-    "MemoryTransport",
     "NullRecorder",
     "PluginManifest",
-    "PluginRecorder",
     "Recorder",
-    "Report",
-    "Request",
-    "Response",
-    "SystemClock",
-    "Transport",
-    "TransportError",
     "UsageEvents",
-    "WireError",
     "__version__",
-    "ask_in_terminal",
     "cli_tool",
     "consent_request",
-    "decode",
-    "encode",
     "init",
     "load_manifest",
     "load_plugin_manifest",
@@ -102,17 +60,14 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+if not TYPE_CHECKING:  # to a type checker, a module-level __getattr__ would make every name exist
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
-    from consentry.api import init, set_consent, set_plugin_consent
-    from consentry.asking import ConsentRequest, LevelChoice, ask_in_terminal, consent_request
-    from consentry.clock import Clock, FixedClock, SystemClock
-    from consentry.commandline import CommandLineTool, cli_tool
-    from consentry.consent import MODES, Consent, Decision
+    from consentry._api import init, set_consent, set_plugin_consent
+    from consentry._cli_tool.wrap import cli_tool
+    from consentry._consent.asking import consent_request
+    from consentry._record.null import NullRecorder
+    from consentry._record.recorder import Recorder
+    from consentry._record.usage import UsageEvents
     from consentry.manifest import Manifest, ManifestError, PluginManifest, load_manifest, load_plugin_manifest
-    from consentry.recorder import NullRecorder, PluginRecorder, Recorder
-    from consentry.session import AppSession
-    from consentry.transport import HttpTransport, MemoryTransport, Request, Response, Transport, TransportError
-    from consentry.usage import UsageEvents
-    from consentry.wire import Report, WireError, decode, encode

@@ -7,10 +7,10 @@ import os
 import sys
 import weakref
 
+from consentry._consent.quick import certainly_off
 from consentry._guard import guard, guarded, logger
-from consentry._quick import certainly_off
+from consentry._record.null import NullRecorder
 from consentry._where import find_manifest_file, warn_not_found
-from consentry.null import NullRecorder
 
 # Without consent, init() must cost the host next to nothing: the rest is imported when it is needed (and typing
 # itself is not imported: see pyproject.toml).
@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from consentry.clock import Clock
-    from consentry.consent import Consent, Mode
+    from consentry._clock import Clock
+    from consentry._consent.answers import Consent, Mode
+    from consentry._local.session import AppSession
+    from consentry._record.recorder import Recorder
     from consentry.manifest import Manifest
-    from consentry.recorder import Recorder
-    from consentry.session import AppSession
     from consentry.transport import Transport
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "init", "set_consent", "set_plugin_consent"]
@@ -50,7 +50,7 @@ def _session(
     environ: Mapping[str, str] | None,
     clock: Clock | None = None,
 ) -> AppSession:
-    from consentry.session import AppSession  # noqa: PLC0415 - see the imports
+    from consentry._local.session import AppSession  # noqa: PLC0415 - see the imports
 
     return AppSession.open(_manifest(manifest), home=home, environ=environ, clock=clock)
 
@@ -92,13 +92,15 @@ def init(
     calling module, under the folder of its top-level package, then in the current directory, and when no such file
     exists one warning names the paths tried (see :mod:`consentry._where`). ``app_version`` defaults to the
     installed version of the manifest's distribution (with consent, the validated manifest file and that version are
-    kept for the next start: see :mod:`consentry._startup`); ``home`` and ``environ`` override ``CONSENTRY_HOME``
+    kept for the next start: see :mod:`consentry._local.startup_cache`); ``home`` and ``environ`` override
+    ``CONSENTRY_HOME``
     and the environment (read once, here). With ``background`` (the default) a daemon thread flushes every
     ``flush_interval`` seconds, counts runs and active time, writes the reports of completed days and, once a day,
     starts the detached uploader (or uploads through ``transport`` itself, when one is given). ``exception_hooks``
     counts uncaught exceptions by type when the manifest collects them. ``flush_at_exit`` flushes at interpreter
     exit to a journal file, which never waits on another process. ``prompt`` first asks on the terminal, for
-    command-line tools (see :func:`consentry.ask_in_terminal`: only on a terminal, never in CI, once per consent
+    command-line tools (see :func:`consentry._consent.asking.ask_in_terminal`: only on a terminal, never in CI, once
+    per consent
     version, default no).
     """
     manifest, tried = find_manifest_file(manifest)
@@ -107,22 +109,22 @@ def init(
     reason = certainly_off(manifest, home, environ, asking=prompt)
     if reason is not None:
         return NullRecorder(reason)
-    from consentry._startup import StartupCache  # noqa: PLC0415 - what recording needs, from here on
+    from consentry._local.startup_cache import StartupCache  # noqa: PLC0415 - what recording needs, from here on
 
     cache = StartupCache.open(manifest, home, environ)
     manifest = cache.manifest(manifest)
     session = _session(manifest, home, environ, clock)
     if prompt and session.decision.ask:  # a question is due: ask_in_terminal asks only on a terminal
-        from consentry.asking import ask_in_terminal  # noqa: PLC0415
+        from consentry._consent.asking import ask_in_terminal  # noqa: PLC0415
 
         ask_in_terminal(manifest, home=home, environ=environ, clock=clock)
         session = _session(manifest, home, environ, clock)
     decision = session.decision
     if not decision.record:
         return NullRecorder(decision.reason)
-    from consentry.hooks import install_exception_hooks  # noqa: PLC0415
-    from consentry.recorder import Recorder  # noqa: PLC0415
-    from consentry.worker import Worker  # noqa: PLC0415
+    from consentry._record.hooks import install_exception_hooks  # noqa: PLC0415
+    from consentry._record.recorder import Recorder  # noqa: PLC0415
+    from consentry._record.worker import Worker  # noqa: PLC0415
 
     session = session.refresh_consent(decision)
     session.save_manifest()  # the detached uploader and the CLI read it

@@ -1,4 +1,7 @@
-"""Time, injectable: reports cover local calendar days; timestamps are UTC."""
+"""Time, injectable: reports cover local calendar days; timestamps are UTC.
+
+A clock that stands still for tests is :class:`consentry.testing.FixedClock`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import datetime
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock"]
+__all__ = ["Clock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -39,36 +42,3 @@ class SystemClock:
     def monotonic(self) -> float:
         """:func:`time.monotonic`."""
         return time.monotonic()
-
-
-class FixedClock:
-    """A clock that stands still until moved: for tests, simulations and the demo."""
-
-    def __init__(self, now: datetime.datetime) -> None:
-        if now.tzinfo is None:
-            raise ValueError("FixedClock needs a timezone-aware datetime")
-        self._now = now
-        self._monotonic = 1000.0
-
-    def now(self) -> datetime.datetime:
-        """The time the clock is set to."""
-        return self._now
-
-    def today(self) -> datetime.date:
-        """The date of :meth:`now` in its own time zone."""
-        return self._now.date()
-
-    def monotonic(self) -> float:
-        """Advances with :meth:`advance`."""
-        return self._monotonic
-
-    def advance(self, delta: datetime.timedelta) -> None:
-        """Move the clock forward by ``delta``."""
-        if delta < datetime.timedelta(0):
-            raise ValueError("time does not go back")
-        self._now += delta
-        self._monotonic += delta.total_seconds()
-
-    def set(self, now: datetime.datetime) -> None:
-        """Move the clock to ``now`` (not earlier than the current time)."""
-        self.advance(now - self._now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # not imported from typing: see consentry/_quick.py
+TYPE_CHECKING = False  # not imported from typing: see consentry/_consent/quick.py
 if TYPE_CHECKING:
     from types import FrameType
     from typing import TypeVar

@@ -7,8 +7,8 @@ For projects that already run a collector, as StripePy does: install ``consentry
 
     telemetry = consentry.init(MANIFEST, transport=OtelTransport("https://telemetry.example.org:4318"))
 
-It is a :class:`~consentry.Transport`: each report goes to the Consentry server as before (through
-:class:`~consentry.HttpTransport`, or the ``inner`` transport given), and only once the server has accepted it
+It is a :class:`~consentry.transport.Transport`: each report goes to the Consentry server as before (through
+:class:`~consentry.transport.HttpTransport`, or the ``inner`` transport given), and only once the server has accepted it
 is that same report, decoded from the very bytes that were sent (those ``consentry preview`` showed), turned into
 OTLP: each command record becomes a span, each count a counter data point. A report that is not sent (no
 consent, a kill switch, CI, ``ask`` mode without approval) is not exported either, and nothing is added: the
@@ -56,7 +56,7 @@ __all__ = ["INSTALL_HINT", "OtelTransport", "emit"]
 INSTALL_HINT = "pip install 'consentry[otel]'"
 #: The lower bound of each duration bucket of the wire schema (DURATIONS), in seconds: a span's length.
 _LOWER_BOUNDS = {"<1s": 0, "1-10s": 1, "10-60s": 10, "1-10min": 60, "10-60min": 600, "1h+": 3600}
-Attributes = dict[str, str | bool | int]
+_Attributes = dict[str, str | bool | int]
 
 
 def _midnight_ns(day: datetime.date) -> int:
@@ -70,7 +70,7 @@ class _Counters:
         self._meter = meter
         self._counters: dict[str, Counter] = {}
 
-    def add(self, name: str, value: int, attributes: Attributes, unit: str = "1") -> None:
+    def add(self, name: str, value: int, attributes: _Attributes, unit: str = "1") -> None:
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counters[name] = self._meter.create_counter(name, unit=unit)
@@ -86,10 +86,10 @@ def emit(report: Report, tracer_provider: TracerProvider, meter_provider: MeterP
 def _emit(report: Report, tracer_provider: TracerProvider, counters: _Counters) -> None:
     from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: PLC0415 - the extra, only when used
 
-    base: Attributes = {"consentry.app": report.app, "consentry.app_version": report.app_version}
+    base: _Attributes = {"consentry.app": report.app, "consentry.app_version": report.app_version}
     base["consentry.level"] = report.level
     for day in report.days:
-        about: Attributes = {**base, "consentry.day": day.isoformat(), "consentry.reporter": report.reporter}
+        about: _Attributes = {**base, "consentry.day": day.isoformat(), "consentry.reporter": report.reporter}
         about["consentry.first_report"] = report.first_report
         about.update({f"consentry.system.{name}": value for name, value in report.system.items()})
         about.update({f"consentry.dependency.{name}": value for name, value in report.dependencies.items()})
@@ -118,7 +118,7 @@ def _emit(report: Report, tracer_provider: TracerProvider, counters: _Counters) 
         counters.add("consentry.data", data.count, point)
     tracer = tracer_provider.get_tracer("consentry", __version__)
     for command in report.commands:
-        attributes: Attributes = {**base, "consentry.day": command.day.isoformat()}
+        attributes: _Attributes = {**base, "consentry.day": command.day.isoformat()}
         attributes.update({"consentry.command": command.name, "consentry.command.duration": command.duration})
         attributes.update({"consentry.command.count": command.count, "process.exit.code": command.exit_code})
         attributes.update({f"consentry.param.{name}": value for name, value in command.params.items()})
@@ -146,7 +146,7 @@ class OtelTransport:
     ``endpoint`` is the collector's OTLP/HTTP base URL (``/v1/traces`` and ``/v1/metrics`` are appended), on the
     host of the levels it serves; ``headers`` and ``timeout`` (seconds, for both requests together) go to the
     SDK's exporters. Or, instead of an endpoint, the ``tracer_provider`` and ``meter_provider`` to emit into.
-    ``inner`` sends the reports themselves (default: :class:`~consentry.HttpTransport`). Raises ``ValueError``
+    ``inner`` sends the reports themselves (default: :class:`~consentry.transport.HttpTransport`). Raises ``ValueError``
     for a malformed endpoint; sending never raises more than ``inner`` does. ``exported`` counts the reports
     exported so far (with an endpoint: those the collector accepted).
     """
@@ -183,7 +183,7 @@ class OtelTransport:
         """Send ``request`` through the inner transport; once accepted, export the report it carried."""
         if self.inner is None:
             from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
-            from consentry.upload import USER_AGENT  # noqa: PLC0415
+            from consentry._send.upload import USER_AGENT  # noqa: PLC0415
 
             self.inner = HttpTransport(user_agent=USER_AGENT)
         response = self.inner.send(request)

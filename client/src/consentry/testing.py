@@ -23,29 +23,98 @@ or CI variables, and never opens a network connection.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import gzip
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consentry.api import init, set_consent
-from consentry.clock import FixedClock
-from consentry.consent import Consent, Mode
+from consentry._api import init, set_consent
+from consentry._clock import Clock
+from consentry._consent.answers import Consent, Mode
+from consentry._local.counts import Store
+from consentry._local.session import AppSession
+from consentry._record.null import NullRecorder
+from consentry._record.recorder import Recorder
+from consentry._send.upload import UploadResult
 from consentry.manifest import Manifest, load_manifest
-from consentry.recorder import NullRecorder, Recorder
-from consentry.session import AppSession
-from consentry.store import Store
-from consentry.transport import MemoryTransport
-from consentry.upload import UploadResult
+from consentry.transport import Request, Response
 from consentry.wire import Report, decode
 
-__all__ = ["Sandbox", "sandbox"]
+__all__ = ["Clock", "FixedClock", "MemoryTransport", "Sandbox", "sandbox"]
 
-START = datetime.datetime(2026, 6, 3, 10, 0, tzinfo=datetime.timezone.utc)
+
+class FixedClock:
+    """A clock that stands still until moved: for tests, simulations and the demo."""
+
+    def __init__(self, now: datetime.datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FixedClock needs a timezone-aware datetime")
+        self._now = now
+        self._monotonic = 1000.0
+
+    def now(self) -> datetime.datetime:
+        """The time the clock is set to."""
+        return self._now
+
+    def today(self) -> datetime.date:
+        """The date of :meth:`now` in its own time zone."""
+        return self._now.date()
+
+    def monotonic(self) -> float:
+        """Advances with :meth:`advance`."""
+        return self._monotonic
+
+    def advance(self, delta: datetime.timedelta) -> None:
+        """Move the clock forward by ``delta``."""
+        if delta < datetime.timedelta(0):
+            raise ValueError("time does not go back")
+        self._now += delta
+        self._monotonic += delta.total_seconds()
+
+    def set(self, now: datetime.datetime) -> None:
+        """Move the clock to ``now`` (not earlier than the current time)."""
+        self.advance(now - self._now)
+
+
+_Answer = Response | Exception
+_Script = Callable[[Request], _Answer]
+
+
+class MemoryTransport:
+    """A transport that sends nothing: it records requests and answers from a script.
+
+    ``answers`` is a list of responses (or exceptions to raise) used in order, then the default, or a function
+    of the request. By default every request gets ``200`` with a body saying it was stored.
+    """
+
+    def __init__(self, answers: Iterable[_Answer] | _Script | None = None, *, default: _Answer | None = None) -> None:
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._script: _Script | None = answers if callable(answers) else None
+        self._queue: collections.deque[_Answer] = collections.deque(
+            [] if answers is None or callable(answers) else answers
+        )
+        self._default: _Answer = default if default is not None else Response(200, {}, b'{"status":"stored"}')
+
+    def send(self, request: Request) -> Response:
+        """Record ``request`` and answer it."""
+        with self._lock:
+            self.requests.append(request)
+            answer = (
+                self._script(request) if self._script else (self._queue.popleft() if self._queue else self._default)
+            )
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+_START = datetime.datetime(2026, 6, 3, 10, 0, tzinfo=datetime.timezone.utc)
 
 
 def _manifest(manifest: Manifest | str | Path) -> Manifest:
@@ -148,7 +217,7 @@ class Sandbox:
 
 
 @contextlib.contextmanager
-def sandbox(start: datetime.datetime = START) -> Iterator[Sandbox]:
+def sandbox(start: datetime.datetime = _START) -> Iterator[Sandbox]:
     """A :class:`Sandbox` in a temporary folder, removed afterwards; the clock starts at ``start``."""
     folder = Path(tempfile.mkdtemp(prefix="consentry-test-"))
     home = folder / "home"

@@ -4,14 +4,13 @@ A :class:`Transport` sends one request and returns the response. :class:`HttpTra
 library: HTTPS with the system's certificates, an HTTPS proxy from the environment (``HTTPS_PROXY``,
 ``NO_PROXY``), no redirect ever followed (data goes to the manifest's URL or nowhere), and a hard limit on the
 total time of a request: a watchdog shuts the connection down when the limit is reached, so a server that
-hangs or drips its answer a byte at a time cannot hold the client. :class:`MemoryTransport` keeps requests in
-memory and answers from a script: tests and application authors need no network.
+hangs or drips its answer a byte at a time cannot hold the client. For tests,
+:class:`consentry.testing.MemoryTransport` keeps requests in memory and answers from a script.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
 import http.client
 import socket
@@ -20,11 +19,11 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["HttpTransport", "MemoryTransport", "Request", "Response", "Transport", "TransportError"]
+__all__ = ["MAX_RESPONSE_BYTES", "HttpTransport", "Request", "Response", "Transport", "TransportError"]
 
 #: The most of a response body the client reads (responses are short JSON documents).
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -143,35 +142,3 @@ class HttpTransport:
         if time.monotonic() - started >= request.timeout:
             raise TransportError("no complete answer within the time limit")
         return Response(status, reply_headers, body)
-
-
-Answer = Response | Exception
-Script = Callable[[Request], Answer]
-
-
-class MemoryTransport:
-    """A transport that sends nothing: it records requests and answers from a script.
-
-    ``answers`` is a list of responses (or exceptions to raise) used in order, then the default, or a function
-    of the request. By default every request gets ``200`` with a body saying it was stored.
-    """
-
-    def __init__(self, answers: Iterable[Answer] | Script | None = None, *, default: Answer | None = None) -> None:
-        self.requests: list[Request] = []
-        self._lock = threading.Lock()
-        self._script: Script | None = answers if callable(answers) else None
-        self._queue: collections.deque[Answer] = collections.deque(
-            [] if answers is None or callable(answers) else answers
-        )
-        self._default: Answer = default if default is not None else Response(200, {}, b'{"status":"stored"}')
-
-    def send(self, request: Request) -> Response:
-        """Record ``request`` and answer it."""
-        with self._lock:
-            self.requests.append(request)
-            answer = (
-                self._script(request) if self._script else (self._queue.popleft() if self._queue else self._default)
-            )
-        if isinstance(answer, Exception):
-            raise answer
-        return answer

@@ -16,7 +16,8 @@ from qtpy.QtCore import QTimer
 from qtpy.QtGui import QAction, QKeySequence
 from qtpy.QtWidgets import QApplication, QListWidget, QMainWindow, QWidget
 
-from consentry import Clock, PluginManifest
+from consentry import PluginManifest
+from consentry._clock import Clock
 from consentry.qt import QtPluginRecorder, QtTelemetry, TelemetryIndicator, ask_once
 from consentry_examples.napari_like import EXAMPLE
 from consentry_examples.napari_like.simulate import ndarray

@@ -37,7 +37,7 @@ from consentry_server.storage import PublicStore, Storage, StorageUnavailable, o
 
 __all__ = ["ServerState", "create_app", "create_public_app"]
 
-Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
+_Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 logger = logging.getLogger("consentry_server")
 
 _SECURITY_HEADERS = [
@@ -55,7 +55,7 @@ _OPEN_SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
+class _SecurityHeaders:
     """Adds security headers to every response, and open CORS to the read-only public API, data and badges."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -118,10 +118,10 @@ async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(rejection.to_json(), status_code=503, headers={"Retry-After": str(rejection.retry_after)})
 
 
-def _application(routes: list[Route], lifespan: Lifespan) -> Starlette:
+def _application(routes: list[Route], lifespan: _Lifespan) -> Starlette:
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(_SecurityHeaders)],
         exception_handlers={StorageUnavailable: _unavailable},
         lifespan=lifespan,
     )

@@ -28,9 +28,9 @@ from consentry_server.storage import PublicStore, StorageUnavailable, open_stora
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["build_parser", "main", "serve"]
+__all__ = ["bind", "build_parser", "main", "run_server", "serve", "uvicorn_server"]
 
-DESCRIPTION = """\
+_DESCRIPTION = """\
 Run and operate a Consentry collection server: validated ingest against each application's manifest, SQLite
 storage, aggregation, and publication of aggregates with small-count suppression.
 
@@ -61,7 +61,7 @@ def _common(parser: argparse.ArgumentParser, *, public: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per subcommand
     """The argument parser of ``consentry-server``."""
     parser = argparse.ArgumentParser(
-        prog="consentry-server", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="consentry-server", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"consentry-server {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

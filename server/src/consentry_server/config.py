@@ -18,8 +18,8 @@ from consentry_server.ingest.addresses import FORWARDED_HEADERS, parse_networks
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
-ADMIN_TOKEN_VARIABLE = "CONSENTRY_ADMIN_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-MAX_THRESHOLD = 1_000_000
+_ADMIN_TOKEN_VARIABLE = "CONSENTRY_ADMIN_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+_MAX_THRESHOLD = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -98,7 +98,7 @@ class Settings:
     max_connections_per_source: int = 64
 
     def __post_init__(self) -> None:
-        if not 1 <= self.reporter_threshold <= MAX_THRESHOLD:
+        if not 1 <= self.reporter_threshold <= _MAX_THRESHOLD:
             raise ConfigError(f"reporter_threshold must be between 1 and 1000000, got {self.reporter_threshold}")
         if not 0 <= self.port <= 65535:  # noqa: PLR2004
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
@@ -204,7 +204,7 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
         values = _from_mapping(document, str(path))
-    token = env.get(ADMIN_TOKEN_VARIABLE, "").strip()
+    token = env.get(_ADMIN_TOKEN_VARIABLE, "").strip()
     if token and "admin_token" not in values:
         values["admin_token"] = token
     try:

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Command-line tools (private): :func:`consentry.cli_tool` wraps an argparse, click or typer program."""

@@ -1,4 +1,4 @@
-"""How a run of a command-line program is seen, for :mod:`consentry.commandline`'s watchers; one kind per framework.
+"""How a run of a command-line program is seen, for :mod:`consentry._cli_tool.wrap`'s watchers; one kind per framework.
 
 - argparse: for the length of a run, the parser and its subparsers report each parse they complete: their
   ``parse_known_args`` is wrapped on the instance (once, however many runs watch it, on any thread) and

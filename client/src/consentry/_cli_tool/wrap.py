@@ -10,7 +10,8 @@
         ...
 
 The first run starts Consentry (:func:`consentry.init`), first asking on the terminal when the tool runs
-interactively (:func:`consentry.ask_in_terminal`: stdin and stdout are terminals, not in CI, no kill switch, once
+interactively (:func:`consentry._consent.asking.ask_in_terminal`: stdin and stdout are terminals, not in CI, no kill
+switch, once
 per consent version). With consent, each run is recorded as a span: its subcommand path (``call``,
 ``db/migrate``; the application's name for a tool without subcommands), the values of the parameters its manifest
 entry declares (an allowed value as such, any other only as "given"), the duration bucket, the exit status and
@@ -18,7 +19,7 @@ the exception's class name. Runs that only print help or a version, and shell-co
 
 The program is never changed: it is called exactly as its console script would call it, and its return value,
 exit status, output and exceptions come back untouched. How a run is seen depends on the framework (see
-:mod:`consentry._cli_runs`):
+:mod:`consentry._cli_tool.runs`):
 
 - argparse: for the length of the run, the parser and its subparsers report each parse they complete (their
   ``parse_known_args`` is wrapped on the instance, and restored afterwards);
@@ -36,15 +37,15 @@ import os
 import sys
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
 
-from consentry._quick import certainly_off
+from consentry._consent.quick import certainly_off
+from consentry._record.null import NullRecorder
 from consentry._where import find_manifest_file
-from consentry.null import NullRecorder
 
 # A tool starts with this module whether or not its user consented, so it imports little: not typing (stand-ins
 # below; see pyproject.toml), not threading, not even the module that contains our errors (:mod:`consentry._guard`),
-# nor what recording needs (init, spans, and with them the manifest; how a run is seen, consentry._cli_runs).
+# nor what recording needs (init, spans, and with them the manifest; how a run is seen, consentry._cli_tool.runs).
 # Without consent a run costs a look at the kill switches, at the manifest's name and at the stored answer
-# (:func:`consentry._quick.certainly_off`).
+# (:func:`consentry._consent.quick.certainly_off`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -53,11 +54,11 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-    from consentry._cli_runs import Run
-    from consentry.clock import Clock
+    from consentry._cli_tool.runs import Run
+    from consentry._clock import Clock
+    from consentry._record.recorder import Recorder
+    from consentry._record.spans import CommandSpan
     from consentry.manifest import Manifest
-    from consentry.recorder import Recorder
-    from consentry.spans import CommandSpan
     from consentry.transport import Transport
 
     P = ParamSpec("P")
@@ -94,7 +95,7 @@ def _normal(name: str) -> str:
 
 def parameters(declared: Sequence[str], values: Mapping[str, object]) -> Values:
     """The values of the ``declared`` parameters among ``values`` (``plot-type`` matches ``plot_type``)."""
-    from consentry._cli_runs import plain  # noqa: PLC0415 - see the imports
+    from consentry._cli_tool.runs import plain  # noqa: PLC0415 - see the imports
 
     found = {_normal(name): value for name, value in values.items()}
     return {name: plain(found.get(_normal(name))) for name in declared}
@@ -117,7 +118,7 @@ class Watcher:
 
     def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - overridden
         """Start watching one run called with ``args`` and ``kwargs``."""
-        from consentry._cli_runs import Run  # noqa: PLC0415 - see the imports
+        from consentry._cli_tool.runs import Run  # noqa: PLC0415 - see the imports
 
         return Run()
 
@@ -127,7 +128,7 @@ class ArgparseWatcher(Watcher):
         self.parser = parser
 
     def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:  # noqa: ARG002 - the parser tells
-        from consentry._cli_runs import ArgparseRun  # noqa: PLC0415 - see the imports
+        from consentry._cli_tool.runs import ArgparseRun  # noqa: PLC0415 - see the imports
 
         return ArgparseRun(self.parser)
 
@@ -141,7 +142,7 @@ class ClickWatcher(Watcher):
         return any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ)
 
     def watch(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Run:
-        from consentry._cli_runs import ClickRun  # noqa: PLC0415 - see the imports
+        from consentry._cli_tool.runs import ClickRun  # noqa: PLC0415 - see the imports
 
         argv = kwargs.get("args", args[0] if args else None)
         return ClickRun(self.command, list(sys.argv[1:] if argv is None else argv))
@@ -227,7 +228,7 @@ def _recording(
 
     recording = None
     with guard():
-        from consentry.spans import CommandSpan  # noqa: PLC0415
+        from consentry._record.spans import CommandSpan  # noqa: PLC0415
 
         span = CommandSpan(recorder, recorder.manifest.name, {})
         recording = _Recording(span, recorder.manifest, watcher.watch(args, kwargs))
@@ -247,7 +248,7 @@ def _start(manifest: Manifest | str | Path, options: dict[str, Any]) -> Recorder
 
     recorder: Recorder | NullRecorder = NullRecorder("Consentry failed to start; telemetry is off")
     with guard():
-        from consentry.api import init  # noqa: PLC0415
+        from consentry._api import init  # noqa: PLC0415
 
         recorder = init(manifest, **{**options, "prompt": prompt})
     return recorder  # noqa: RET504 - the default when guard() contained an error

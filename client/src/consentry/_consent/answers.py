@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
-from consentry._files import read_json, write_json
+from consentry._consent.switches import Switches
+from consentry._local.files import read_json, write_json
+from consentry._local.paths import AppPaths
 from consentry.manifest import NONE_LEVEL, Manifest
-from consentry.paths import AppPaths
-from consentry.switches import Switches
 
 __all__ = ["MODES", "Consent", "Decision", "Mode", "answer", "decide", "load_consent", "save_consent"]
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from consentry.clock import Clock
-from consentry.consent import Consent, Mode
+from consentry._clock import Clock
+from consentry._consent.answers import Consent, Mode
+from consentry._local.counts import DayMeta, DayRecord
+from consentry._local.session import AppSession
+from consentry._record.system import collect_system, dependency_versions
+from consentry._send.reports import build_reports, reporter_id
 from consentry.manifest import NONE_LEVEL, Manifest
-from consentry.reports import build_reports, reporter_id
-from consentry.session import AppSession
-from consentry.store import DayMeta, DayRecord
-from consentry.system import collect_system, dependency_versions
 from consentry.wire import encode
 
 __all__ = ["ConsentRequest", "LevelChoice", "ask_in_terminal", "consent_request"]

@@ -4,7 +4,7 @@ Most people never say yes, so :func:`consentry.init` first looks at what it can 
 validating the manifest: the global kill switches, the application's own variables, and the stored answer. When
 these already say "off", it returns the no-op recorder having imported only the standard library modules here.
 Anything less clear-cut (an answer that records, a manifest it cannot read) goes the full way. The helpers here
-are also the single definition of the switches' spelling, which :mod:`consentry.switches` uses.
+are also the single definition of the switches' spelling, which :mod:`consentry._consent.switches` uses.
 
 The application's name is read from a TOML manifest by a scan of its lines (:func:`peek_toml_name`), not by a TOML
 parser, which would cost a command-line tool more than the rest of its start; a manifest the scan cannot read for
@@ -31,6 +31,7 @@ __all__ = [
     "default_home",
     "is_app_name",
     "is_true",
+    "opt_out_variables",
     "own_switch",
     "peek_name",
     "peek_toml_name",
@@ -81,6 +82,12 @@ def ci_variable(environ: Mapping[str, str]) -> str | None:
 def app_variable_prefix(app: str) -> str:
     """``napari-like`` -> ``NAPARI_LIKE``: the prefix of the application's own variables."""
     return "".join(char if "A" <= char <= "Z" or "0" <= char <= "9" else "_" for char in app.upper())
+
+
+def opt_out_variables(app: str) -> tuple[str, ...]:
+    """Each environment variable, set as shown, that switches the telemetry of ``app`` off (:func:`certainly_off`)."""
+    prefix = app_variable_prefix(app)
+    return (f"{prefix}_NO_TELEMETRY=1", f"{prefix}_TELEMETRY=0", "DO_NOT_TRACK=1", "CONSENTRY_DISABLE=1")
 
 
 def own_switch(app: str, environ: Mapping[str, str]) -> str | None:

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from consentry._files import MAX_STATE_BYTES, read_json
-from consentry._quick import CI_VARIABLES, app_variable_prefix, ci_variable, is_true, own_switch
-from consentry.paths import Paths
+from consentry._consent.quick import CI_VARIABLES, app_variable_prefix, ci_variable, is_true, own_switch
+from consentry._local.files import MAX_STATE_BYTES, read_json
+from consentry._local.paths import Paths
 
 __all__ = ["CI_VARIABLES", "POLICY_VARIABLE", "Switches", "app_variable_prefix", "read_switches"]
 

@@ -16,8 +16,8 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from consentry._files import locked, move_aside, read_json, write_atomic, write_json
-from consentry.paths import AppPaths
+from consentry._local.files import locked, move_aside, read_json, write_atomic, write_json
+from consentry._local.paths import AppPaths
 
 __all__ = ["UNKNOWN", "AppState", "load_secret", "load_state", "save_state", "update_state"]
 
@@ -154,7 +154,7 @@ def save_state(paths: AppPaths, state: AppState) -> None:
 def update_state(paths: AppPaths, change: Callable[[AppState], AppState]) -> AppState:
     """Apply ``change`` to the stored bookkeeping under the state lock, store and return the result.
 
-    Raises ``OSError`` (among them :class:`consentry._files.LockTimeoutError`) when it cannot be done.
+    Raises ``OSError`` (among them :class:`consentry._local.files.LockTimeoutError`) when it cannot be done.
     """
     with locked(paths.state_lock, LOCK_TIMEOUT):
         state = change(load_state(paths))

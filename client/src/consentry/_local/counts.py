@@ -4,16 +4,17 @@ SQLite (from the standard library) gives what the store needs: counts from sever
 merge is one transaction of ``n = n + delta`` upserts), a crash or ``kill -9`` in the middle of a merge rolls it back
 and corrupts nothing, and a damaged file is detected (it is moved aside and a fresh store started).
 
-Counts reach the store from the journal (:mod:`consentry.journal`): flushes write files, :meth:`Store.merge` adds
+Counts reach the store from the journal (:mod:`consentry._record.journal`): flushes write files, :meth:`Store.merge`
+adds
 them. Each day row carries
 
 - a ``version``, raised by every merge that touches the day, and the ``reported_version`` its reports were built
   from: a merge that lands while reports are being built leaves the day unreported, so it is reported again, whole
   (never "built from 5, marked as 8");
 - the ``epoch`` of the consent its counts were recorded under, or ``mixed`` once two epochs met in one day: only a
-  day recorded wholly under the current answer may be sent without asking (see :mod:`consentry.consent`).
+  day recorded wholly under the current answer may be sent without asking (see :mod:`consentry._consent.answers`).
 
-Counters are keyed by ``(day, kind, key)``; the kinds are listed in :data:`consentry.journal.KINDS`. Structured
+Counters are keyed by ``(day, kind, key)``; the kinds are listed in :data:`consentry._record.journal.KINDS`. Structured
 keys (commands, data categories, plugin events) are canonical JSON arrays.
 """
 
@@ -26,10 +27,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from consentry._files import make_private_dir, move_aside
-from consentry.journal import KINDS, Batch, CounterKey, DamagedJournalError, DayMeta, Journal
-from consentry.paths import AppPaths
-from consentry.state import update_state
+from consentry._local.bookkeeping import update_state
+from consentry._local.files import make_private_dir, move_aside
+from consentry._local.paths import AppPaths
+from consentry._record.journal import KINDS, Batch, CounterKey, DamagedJournalError, DayMeta, Journal
 from consentry.wire.schema import MAX_COUNT
 
 __all__ = [

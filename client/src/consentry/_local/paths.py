@@ -13,12 +13,12 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
                                   a <name>.meta beside it (the consent it was recorded under, the user's approval)
     apps/<app>/quarantine/        pending files that turned out unreadable, set aside unsent
     apps/<app>/partial/           today's reports so far, built only by `consentry preview/upload APP --today`;
-                                  never queued: the uploader does not read this folder (see consentry.today)
+                                  never queued: the uploader does not read this folder (see consentry._send.today)
     apps/<app>/history.jsonl      every upload: time, URL, status and the exact bytes; reports the user rejected
     apps/<app>/outbox.lock        held while reports are built or sent
     apps/<app>/uploader.started   when the last detached uploader was started
     apps/<app>/startup.cache      what a start with consent would otherwise work out again: the validated
-                                  manifest and the application's version (see consentry._startup)
+                                  manifest and the application's version (see consentry._local.startup_cache)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from consentry._quick import HOME_VARIABLE, default_home
+from consentry._consent.quick import HOME_VARIABLE, default_home
 
 __all__ = ["HOME_VARIABLE", "AppPaths", "Paths", "default_home"]
 

@@ -15,20 +15,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from consentry._files import read_json, write_json
-from consentry.clock import Clock, SystemClock
-from consentry.consent import Consent, Decision, Mode, answer, decide, load_consent, save_consent
+from consentry._clock import Clock, SystemClock
+from consentry._consent.answers import Consent, Decision, Mode, answer, decide, load_consent, save_consent
+from consentry._consent.switches import Switches, read_switches
+from consentry._local.files import read_json, write_json
+from consentry._local.paths import AppPaths, Paths
 from consentry.manifest import Manifest
-from consentry.paths import AppPaths, Paths
-from consentry.switches import Switches, read_switches
 
 # Reports, the store and the network are imported where used: opening a session without consent stays cheap.
 if TYPE_CHECKING:
-    from consentry.outbox import Outbox
-    from consentry.store import Store
-    from consentry.today import TodayResult
+    from consentry._local.counts import Store
+    from consentry._send.outbox import Outbox
+    from consentry._send.today import TodayResult
+    from consentry._send.upload import UploadResult
     from consentry.transport import Transport
-    from consentry.upload import UploadResult
 
 __all__ = ["KEEP_DAYS", "AppSession", "load_saved_manifest", "purge_files"]
 
@@ -82,14 +82,14 @@ class AppSession:
     @property
     def store(self) -> Store:
         """The local store of counts."""
-        from consentry.store import Store  # noqa: PLC0415 - see the imports
+        from consentry._local.counts import Store  # noqa: PLC0415 - see the imports
 
         return Store(self.paths.store)
 
     @property
     def outbox(self) -> Outbox:
         """Pending reports and upload history."""
-        from consentry.outbox import Outbox  # noqa: PLC0415 - see the imports
+        from consentry._send.outbox import Outbox  # noqa: PLC0415 - see the imports
 
         return Outbox(self.paths)
 
@@ -139,7 +139,7 @@ class AppSession:
 
     def delete_unsent(self) -> int:
         """Delete the counts (journal and store) and every pending report; return how many reports were deleted."""
-        from consentry.journal import Journal  # noqa: PLC0415 - see the imports
+        from consentry._record.journal import Journal  # noqa: PLC0415 - see the imports
 
         Journal(self.paths.journal).clear()
         self.store.delete()
@@ -156,7 +156,7 @@ class AppSession:
 
     def reporter_ids(self, days: int) -> list[str]:
         """This install's reporter ids over the last ``days`` days (without creating a secret if there is none)."""
-        from consentry.reports import reporter_id  # noqa: PLC0415 - see the imports
+        from consentry._send.reports import reporter_id  # noqa: PLC0415 - see the imports
 
         try:
             secret = bytes.fromhex(self.paths.secret.read_text("ascii").strip())
@@ -171,9 +171,9 @@ class AppSession:
     def merge_journal(self) -> int:
         """Merge the counts flushed by the application's processes into the store; return how many files.
 
-        Raises :class:`~consentry.store.StoreError` when the store cannot be used now.
+        Raises :class:`~consentry._local.counts.StoreError` when the store cannot be used now.
         """
-        from consentry.store import merge_journal  # noqa: PLC0415 - see the imports
+        from consentry._local.counts import merge_journal  # noqa: PLC0415 - see the imports
 
         return merge_journal(self.paths)
 
@@ -184,7 +184,7 @@ class AppSession:
         does nothing and returns no files. A day that gets more counts while its reports are being built stays
         unreported, so that it is reported again, whole.
         """
-        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
+        from consentry._local.files import exclusive  # noqa: PLC0415 - see the imports
 
         if not self.decision.record:
             return []
@@ -192,8 +192,8 @@ class AppSession:
             return self._prepare_reports() if held else []
 
     def _prepare_reports(self) -> list[Path]:
-        from consentry.reports import build_reports, reporter_id  # noqa: PLC0415 - see the imports
-        from consentry.state import load_secret, load_state, update_state  # noqa: PLC0415
+        from consentry._local.bookkeeping import load_secret, load_state, update_state  # noqa: PLC0415
+        from consentry._send.reports import build_reports, reporter_id  # noqa: PLC0415 - see the imports
 
         decision = self.decision
         self.merge_journal()
@@ -227,8 +227,8 @@ class AppSession:
 
     def upload(self, transport: Transport | None = None, *, force: bool = False, budget: float = 30.0) -> UploadResult:
         """Send the pending reports that may be sent (the answer is read again before each report)."""
+        from consentry._send.upload import upload_pending  # noqa: PLC0415
         from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
-        from consentry.upload import upload_pending  # noqa: PLC0415
 
         return upload_pending(
             self.manifest,
@@ -244,13 +244,13 @@ class AppSession:
     def today_reports(
         self, transport: Transport | None = None, *, send: bool = False, budget: float = 30.0
     ) -> TodayResult:
-        """Build today's partial reports (and, with ``send``, send them once): see :mod:`consentry.today`.
+        """Build today's partial reports (and, with ``send``, send them once): see :mod:`consentry._send.today`.
 
         Under the outbox lock, after the completed days have been built; ``busy`` when another process holds it.
         Nothing is built when the answer does not record. Raises ``OSError`` or ``StoreError``.
         """
-        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
-        from consentry.today import TodayResult, build_partial, send_partial  # noqa: PLC0415
+        from consentry._local.files import exclusive  # noqa: PLC0415 - see the imports
+        from consentry._send.today import TodayResult, build_partial, send_partial  # noqa: PLC0415
         from consentry.transport import HttpTransport  # noqa: PLC0415
 
         result = TodayResult(self.clock.today(), self.clock.now())
@@ -274,9 +274,9 @@ class AppSession:
 
 def purge_files(paths: AppPaths) -> None:
     """Delete every file telemetry keeps for one application but its answer; works without its manifest."""
-    from consentry.journal import Journal  # noqa: PLC0415 - see the imports
-    from consentry.outbox import Outbox  # noqa: PLC0415
-    from consentry.store import Store  # noqa: PLC0415
+    from consentry._local.counts import Store  # noqa: PLC0415
+    from consentry._record.journal import Journal  # noqa: PLC0415 - see the imports
+    from consentry._send.outbox import Outbox  # noqa: PLC0415
 
     Journal(paths.journal).clear()
     Store(paths.store).delete()

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from consentry._local.paths import AppPaths
     from consentry.manifest import Manifest
-    from consentry.paths import AppPaths
 
 __all__ = ["FORMAT", "MAX_BYTES", "StartupCache"]
 
@@ -60,8 +60,8 @@ class StartupCache:
         """The cache of ``manifest``'s application (a manifest file's is found by a look at the name in it)."""
         from pathlib import Path  # noqa: PLC0415 - see the imports
 
-        from consentry._quick import is_app_name, peek_name  # noqa: PLC0415
-        from consentry.paths import Paths  # noqa: PLC0415
+        from consentry._consent.quick import is_app_name, peek_name  # noqa: PLC0415
+        from consentry._local.paths import Paths  # noqa: PLC0415
 
         name = peek_name(os.fspath(manifest)) if isinstance(manifest, (str, os.PathLike)) else manifest.name
         if name is None or not is_app_name(name):
@@ -125,7 +125,7 @@ class StartupCache:
         import json  # noqa: PLC0415 - see the imports
         import zlib  # noqa: PLC0415
 
-        from consentry._files import write_atomic  # noqa: PLC0415
+        from consentry._local.files import write_atomic  # noqa: PLC0415
 
         if not self._learnt:
             return

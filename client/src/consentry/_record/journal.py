@@ -8,12 +8,12 @@ A flush writes its counts here, never straight into SQLite, because a flush must
   renamed) before the flush returns, so an interpreter that ends mid-flush loses nothing that was taken;
 - never touch SQLite in a forked child, which may have inherited SQLite's locks held by a thread it does not have.
 
-Merging a file into the store is :meth:`consentry.store.Store.merge`: one transaction that adds the counts and
+Merging a file into the store is :meth:`consentry._local.counts.Store.merge`: one transaction that adds the counts and
 records the file's name, so a file left behind by a crash between that commit and the file's removal is never
 added twice. A file that cannot be read back is moved aside as ``<name>.corrupt`` and counted as dropped.
 
 Every file carries the *epoch* of the consent under which its counts were recorded (:attr:`Batch.epoch`): data
-recorded under one answer never becomes sendable under another (see :mod:`consentry.consent`).
+recorded under one answer never becomes sendable under another (see :mod:`consentry._consent.answers`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from consentry._files import make_private_dir, move_aside, write_atomic
+from consentry._local.files import make_private_dir, move_aside, write_atomic
 
 TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """The recorders without consent: every method is a cheap no-op, and nothing touches the disk or the network.
 
-Kept apart from :mod:`consentry.recorder` so that :func:`consentry.init` imports almost nothing when it returns one.
+Kept apart from :mod:`consentry._record.recorder` so that :func:`consentry.init` imports almost nothing when it returns
+one.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ TYPE_CHECKING = False  # not imported from typing: this module must stay cheap t
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from consentry._record.spans import CommandSpan
     from consentry.manifest import PluginManifest
-    from consentry.spans import CommandSpan
 
 __all__ = ["NullPluginRecorder", "NullRecorder"]
 
@@ -52,7 +53,7 @@ class NullRecorder:
 
     def command(self, name: str, **params: object) -> CommandSpan:
         """A span that records nothing; the block's exceptions still propagate."""
-        from consentry.spans import CommandSpan  # noqa: PLC0415 - see the imports
+        from consentry._record.spans import CommandSpan  # noqa: PLC0415 - see the imports
 
         return CommandSpan(None, name, params)
 

@@ -6,7 +6,7 @@ raises; names outside the manifest, or above the consented level, are dropped an
 
 A flush first reads the answer again: if the user switched off (or gave another answer) since the application
 started, what was counted is discarded and recording stops. Otherwise it writes what was counted to a journal
-file of its own (:mod:`consentry.journal`), which never waits on another process, then merges the journal into
+file of its own (:mod:`consentry._record.journal`), which never waits on another process, then merges the journal into
 the store, which may. The flush at exit and every flush in a forked child only write the journal.
 """
 
@@ -20,23 +20,24 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from consentry._clock import Clock
+from consentry._consent.answers import Decision
 from consentry._guard import guard, guarded, logger
-from consentry.clock import Clock
-from consentry.consent import Decision
-from consentry.journal import Batch, CounterKey, DayMeta, Journal
-from consentry.manifest import Manifest, PluginManifest
-from consentry.null import NullPluginRecorder, NullRecorder  # re-exported: they used to live here
-from consentry.paths import AppPaths
-from consentry.spans import CommandSpan, command_key, data_key, exception_name
-from consentry.state import update_state
-from consentry.system import (
+from consentry._local.bookkeeping import update_state
+from consentry._local.paths import AppPaths
+from consentry._record.journal import Batch, CounterKey, DayMeta, Journal
+from consentry._record.null import NullPluginRecorder, NullRecorder  # re-exported: they used to live here
+from consentry._record.spans import CommandSpan, data_key, exception_name
+from consentry._record.system import (
     bin_screen_scale,
     bin_screen_width,
     bin_screens,
     collect_system,
     dependency_versions,
 )
-from consentry.tally import Tallies
+from consentry._record.tally import Tallies
+from consentry.manifest import Manifest, PluginManifest
+from consentry.wire.bins import command_key
 from consentry.wire.schema import EXCEPTION_NAME, MAX_COUNT, OTHER, SYSTEM_FIELDS, VERSION
 
 __all__ = ["NullPluginRecorder", "NullRecorder", "PluginRecorder", "Recorder", "RecorderLike", "public_version"]
@@ -367,7 +368,7 @@ class Recorder:
         self._save_drops()
 
     def _merge(self) -> None:
-        from consentry.store import StoreError, merge_journal  # noqa: PLC0415 - SQLite only when merging
+        from consentry._local.counts import StoreError, merge_journal  # noqa: PLC0415 - SQLite only when merging
 
         try:
             merge_journal(self.paths)

@@ -14,7 +14,8 @@ import math
 import re
 
 from consentry._guard import guard
-from consentry.wire.schema import DATA_SIZES, DURATIONS, EXCEPTION_NAME
+from consentry.wire.bins import size_category
+from consentry.wire.schema import EXCEPTION_NAME
 
 # A command-line tool with consent imports this module at each start: typing is not imported (see pyproject.toml),
 # and the patterns that describe data are compiled when data is first described.
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from types import TracebackType
     from typing import Protocol, TypeVar
-
-    from consentry.manifest import CommandSpec
 
     class _Records(Protocol):
         """The side of a recorder that a span reports to."""
@@ -41,38 +40,12 @@ if TYPE_CHECKING:
 
     F = TypeVar("F", bound=Callable[..., object])
 
-__all__ = [
-    "COORDINATE_KINDS",
-    "CommandSpan",
-    "command_key",
-    "data_key",
-    "duration_bucket",
-    "exception_name",
-    "size_category",
-]
+__all__ = ["COORDINATE_KINDS", "CommandSpan", "data_key", "exception_name"]
 
-_DURATION_BOUNDS = (1.0, 10.0, 60.0, 600.0, 3600.0)
-_SIZE_BOUNDS = (1e6, 1e8, 1e10)
 _DTYPE = r"^[A-Za-z0-9_<>|=\[\]]{1,32}$"
 _CLASS = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _KIND = r"^[a-z][a-z0-9_]{0,31}$"
 _compiled = functools.cache(re.compile)  # each pattern when data is first described
-
-
-def duration_bucket(seconds: float) -> str:
-    """The duration bucket of a run that took ``seconds``."""
-    for bound, label in zip(_DURATION_BOUNDS, DURATIONS, strict=False):
-        if seconds < bound:
-            return label
-    return DURATIONS[-1]
-
-
-def size_category(elements: float) -> str:
-    """NAP-8's size category: SMALL < 1e6 elements <= MEDIUM < 1e8 <= LARGE < 1e10 <= VERY_LARGE."""
-    for bound, label in zip(_SIZE_BOUNDS, DATA_SIZES, strict=False):
-        if elements < bound:
-            return label
-    return DATA_SIZES[-1]
 
 
 def exception_name(error: BaseException | type[BaseException] | None) -> str | None:
@@ -81,36 +54,6 @@ def exception_name(error: BaseException | type[BaseException] | None) -> str | N
         return None
     name = (error if isinstance(error, type) else type(error)).__name__
     return name if EXCEPTION_NAME.regex.fullmatch(name) else "Other"
-
-
-def _param_value(allowed: tuple[str, ...], value: object) -> str | bool:
-    if value is None:
-        return False
-    if isinstance(value, bool):  # a value, "true" or "false", where the manifest lists it; else a flag
-        text = "true" if value else "false"
-        return text if text in allowed else value
-    if not isinstance(value, (str, int, float)):
-        return True
-    try:
-        text = str(value)
-    except ValueError:  # an integer of more digits than Python converts to text: no allowed value is that long
-        return True
-    return text if text in allowed else True
-
-
-def command_key(
-    spec: CommandSpec, params: Mapping[str, object], *, duration: float, exit_code: int, exception: str | None
-) -> str:
-    """The stored key of one command run: name, allow-listed parameters, duration bucket, exit code, exception.
-
-    Parameters the manifest does not declare are left out; a declared parameter not passed (or passed as
-    ``None``) is recorded as not given. A boolean is the value ``"true"`` or ``"false"`` where the manifest
-    allows that value; otherwise it is a flag: ``True`` is given, ``False`` not given.
-    """
-    values = {name: _param_value(allowed, params.get(name)) for name, allowed in spec.params.items()}
-    exit_code = exit_code if 0 <= exit_code <= 255 else 255  # noqa: PLR2004 - the range of exit statuses
-    key = [spec.name, sorted(values.items()), duration_bucket(duration), exit_code, exception]
-    return json.dumps(key, separators=(",", ":"))
 
 
 def _elements(data: object) -> float | None:

@@ -26,9 +26,9 @@ TYPE_CHECKING = False  # not imported from typing: without consent this module m
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from consentry._record.null import NullPluginRecorder, NullRecorder
+    from consentry._record.recorder import PluginRecorder, Recorder
     from consentry.manifest import PluginManifest
-    from consentry.null import NullPluginRecorder, NullRecorder
-    from consentry.recorder import PluginRecorder, Recorder
 
 __all__ = ["UsageEvents"]
 

@@ -6,7 +6,7 @@ One daemon thread per recorder. It never runs anything on the host's threads and
 - flushes counts every ``flush_interval`` seconds (10 minutes by default) and at midnight (what was counted
   before midnight belongs to the day that ended);
 - counts a run once the process has lived a minute, and active time in 10-minute steps;
-- at most once a day, when sending is allowed, starts the detached uploader (:mod:`consentry.uploader`), or
+- at most once a day, when sending is allowed, starts the detached uploader (:mod:`consentry._send.detached`), or
   uploads itself when given a transport or when no child process can start.
 
 After a fork, the child's first count starts a thread of its own (the parent's did not survive the fork) that
@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 
 from consentry._guard import guard, logger
-from consentry.recorder import Recorder
-from consentry.session import AppSession
-from consentry.state import load_state
+from consentry._local.bookkeeping import load_state
+from consentry._local.session import AppSession
+from consentry._record.recorder import Recorder
 
 TYPE_CHECKING = False  # not imported from typing: see pyproject.toml
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Worker:
         with guard():
             if self.uploads or self._child is not None or self.transport is not None or self._pid != os.getpid():
                 return
-            from consentry.uploader import can_spawn, spawn  # noqa: PLC0415 - only when an upload may start
+            from consentry._send.detached import can_spawn, spawn  # noqa: PLC0415 - only when an upload may start
 
             if not can_spawn() or not self._due() or not self._anything_to_do() or not self._claim_spawn():
                 return
@@ -126,7 +126,7 @@ class Worker:
         Eight copies of a tool exiting together start one uploader, not eight. The claim is made under the outbox
         lock, which a running uploader holds too.
         """
-        from consentry._files import exclusive  # noqa: PLC0415 - see the imports
+        from consentry._local.files import exclusive  # noqa: PLC0415 - see the imports
 
         marker = self.session.paths.uploader_started
         with exclusive(self.session.paths.outbox_lock) as held:
@@ -208,7 +208,7 @@ class Worker:
 
     def _daily(self) -> None:
         """Reports for completed days, then the upload if one is due."""
-        from consentry.store import StoreError  # noqa: PLC0415 - SQLite only in the background
+        from consentry._local.counts import StoreError  # noqa: PLC0415 - SQLite only in the background
 
         with guard():
             try:
@@ -220,7 +220,7 @@ class Worker:
 
     def maybe_upload(self) -> None:
         """Start an upload if one is due: something may be sent, not yet done today, not backing off."""
-        from consentry.uploader import BUDGET, can_spawn, reap, spawn  # noqa: PLC0415 - see the imports
+        from consentry._send.detached import BUDGET, can_spawn, reap, spawn  # noqa: PLC0415 - see the imports
 
         if self._child is not None and reap(self._child):
             self._child = None
@@ -239,8 +239,8 @@ class Worker:
             if self._child is not None:
                 return
         self.uploads += 1
+        from consentry._send.upload import USER_AGENT  # noqa: PLC0415
         from consentry.transport import HttpTransport  # noqa: PLC0415 - only when this process uploads itself
-        from consentry.upload import USER_AGENT  # noqa: PLC0415
 
         self.session.upload(self.transport or HttpTransport(user_agent=USER_AGENT), budget=BUDGET)
 

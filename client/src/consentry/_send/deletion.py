@@ -12,9 +12,9 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
-from consentry.session import AppSession
+from consentry._local.session import AppSession
+from consentry._send.upload import USER_AGENT
 from consentry.transport import Request, Transport, TransportError
-from consentry.upload import USER_AGENT
 
 __all__ = ["DeletionOutcome", "request_deletion"]
 

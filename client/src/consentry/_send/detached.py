@@ -1,4 +1,4 @@
-"""The detached uploader: ``python -m consentry.uploader --home HOME --app APP``.
+"""The detached uploader: ``python -m consentry._send.detached --home HOME --app APP``.
 
 Why a separate process rather than a thread of the host? A command-line tool that exits after a second must
 still get its reports out eventually, and a thread dies with its process; while the host's exit must never wait
@@ -36,10 +36,10 @@ def spawn(home: Path, app: str) -> int | None:
     """Start a detached uploader for ``app``; return its process id (``None`` where it cannot be started)."""
     if not can_spawn():
         return None
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "consentry.uploader", "--home", str(home), "--app", app]
+    argv = [sys.executable, "-m", "consentry._send.detached", "--home", str(home), "--app", app]
     if hasattr(os, "posix_spawn"):
         devnull = os.devnull
         actions = [
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Upload what may be sent for one application; exit quietly whatever happens."""
     import argparse  # noqa: PLC0415 - keep the import of this module cheap for the host that spawns
 
-    parser = argparse.ArgumentParser(prog="python -m consentry.uploader")
+    parser = argparse.ArgumentParser(prog="python -m consentry._send.detached")
     parser.add_argument("--home", required=True)
     parser.add_argument("--app", required=True)
     parser.add_argument("--budget", type=float, default=BUDGET)
@@ -90,11 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(AttributeError, OSError):
         os.nice(10)  # type: ignore[attr-defined,unused-ignore]
 
-    from consentry.paths import Paths  # noqa: PLC0415 - keep the import of this module cheap for spawn()
-    from consentry.session import AppSession, load_saved_manifest  # noqa: PLC0415
-    from consentry.store import StoreError  # noqa: PLC0415
+    from consentry._local.counts import StoreError  # noqa: PLC0415
+    from consentry._local.paths import Paths  # noqa: PLC0415 - keep the import of this module cheap for spawn()
+    from consentry._local.session import AppSession, load_saved_manifest  # noqa: PLC0415
+    from consentry._send.upload import USER_AGENT  # noqa: PLC0415
     from consentry.transport import HttpTransport  # noqa: PLC0415
-    from consentry.upload import USER_AGENT  # noqa: PLC0415
     from consentry.wire.schema import APP_NAME  # noqa: PLC0415
 
     if APP_NAME.regex.fullmatch(args.app) is None:

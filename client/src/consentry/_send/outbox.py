@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from consentry._files import make_private_dir, read_json, write_atomic, write_json
-from consentry.paths import AppPaths
+from consentry._local.files import make_private_dir, read_json, write_atomic, write_json
+from consentry._local.paths import AppPaths
 from consentry.wire import Report, WireError, decode, encode
 
 __all__ = ["HistoryEntry", "Outbox", "PendingReport", "UnreadableReportError"]

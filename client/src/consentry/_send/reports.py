@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from consentry._local.counts import DayRecord
 from consentry.manifest import Level, Manifest
-from consentry.store import DayRecord
 from consentry.wire import Activity, Command, DataCategory, Plugin, Report
 from consentry.wire.schema import MAX_COUNT, OTHER
 

@@ -28,16 +28,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consentry._files import make_private_dir, write_atomic
-from consentry.outbox import HistoryEntry
-from consentry.reports import build_reports, reporter_id
-from consentry.state import load_secret, load_state, update_state
+from consentry._local.bookkeeping import load_secret, load_state, update_state
+from consentry._local.files import make_private_dir, write_atomic
+from consentry._send.outbox import HistoryEntry
+from consentry._send.reports import build_reports, reporter_id
+from consentry._send.upload import USER_AGENT, is_configuration_refusal, refusal_reason
 from consentry.transport import Request, Response, TransportError
-from consentry.upload import USER_AGENT, is_configuration_refusal, refusal_reason
 from consentry.wire import encode
 
 if TYPE_CHECKING:
-    from consentry.session import AppSession
+    from consentry._local.session import AppSession
     from consentry.transport import Transport
 
 __all__ = ["PartialReport", "TodayResult", "build_partial", "send_partial"]

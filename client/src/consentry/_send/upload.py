@@ -1,7 +1,8 @@
 """Sending pending reports: each to its level's URL, gzip-compressed, within a total time budget.
 
 A report is sent only if the user may be taken to have agreed to it: they approved these very bytes, or the mode
-is ``on`` and all of its data was recorded under the current answer (:meth:`consentry.consent.Decision.sends_unasked`).
+is ``on`` and all of its data was recorded under the current answer
+(:meth:`consentry._consent.answers.Decision.sends_unasked`).
 The answer is read again before each report, so switching off stops an upload in progress. A pending file that
 is not a valid report of the application is moved to quarantine, unsent, and the queue moves on.
 
@@ -25,13 +26,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from consentry._files import exclusive
-from consentry.clock import Clock
-from consentry.consent import Decision
+from consentry._clock import Clock
+from consentry._consent.answers import Decision
+from consentry._local.bookkeeping import AppState, load_state, update_state
+from consentry._local.files import exclusive
+from consentry._local.paths import AppPaths
+from consentry._send.outbox import HistoryEntry, Outbox, PendingReport, UnreadableReportError
 from consentry.manifest import Manifest
-from consentry.outbox import HistoryEntry, Outbox, PendingReport, UnreadableReportError
-from consentry.paths import AppPaths
-from consentry.state import AppState, load_state, update_state
 from consentry.transport import Request, Response, Transport, TransportError
 
 __all__ = [

@@ -17,7 +17,7 @@ __all__ = ["ExitCode", "build_parser", "main"]
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse's type for subcommands
 
-DESCRIPTION = """\
+_DESCRIPTION = """\
 See, control and switch off the usage statistics of applications that use Consentry.
 
 Nothing is collected or sent unless you said yes. Each application lists everything it may collect in its
@@ -28,7 +28,7 @@ CONSENTRY_DISABLE=1, DO_NOT_TRACK=1 and <APP>_NO_TELEMETRY=1 also switch it off,
 An answer covers only what is recorded after it: earlier reports wait for `consentry approve` or `reject`.
 """
 
-EPILOG = """\
+_EPILOG = """\
 exit codes: 0 ok, 1 internal error, 2 usage error, 3 unknown application, 4 bad manifest,
 5 switched off by a kill switch, 6 not sent (will retry), 7 refused by the server,
 8 certificate not authentic (changed or signed by another key), 9 certificate or key unreadable.
@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``consentry`` (also used to generate the CLI reference)."""
     parser = argparse.ArgumentParser(
         prog="consentry",
-        description=DESCRIPTION,
-        epilog=EPILOG,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"consentry {commands.VERSION}")

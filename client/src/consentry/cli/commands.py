@@ -14,20 +14,20 @@ from pathlib import Path
 from typing import cast
 
 from consentry import __version__
-from consentry._files import read_json, write_json
+from consentry._consent.answers import Consent, Decision, load_consent
 from consentry._guard import internal_errors
+from consentry._local.bookkeeping import load_state
+from consentry._local.counts import StoreError
+from consentry._local.files import read_json, write_json
+from consentry._local.paths import Paths
+from consentry._local.session import AppSession, purge_files
+from consentry._send.deletion import request_deletion
+from consentry._send.outbox import HistoryEntry, PendingReport, UnreadableReportError
+from consentry._send.reports import reporter_id
+from consentry._send.today import TodayResult
 from consentry.cli.discover import UnknownAppError, find_manifest, known_apps, manifest_candidates
 from consentry.cli.exit_codes import ExitCode
-from consentry.consent import Consent, Decision, load_consent
-from consentry.deletion import request_deletion
 from consentry.manifest import NONE_LEVEL, ManifestError
-from consentry.outbox import HistoryEntry, PendingReport, UnreadableReportError
-from consentry.paths import Paths
-from consentry.reports import reporter_id
-from consentry.session import AppSession, purge_files
-from consentry.state import load_state
-from consentry.store import StoreError
-from consentry.today import TodayResult
 from consentry.transport import HttpTransport
 from consentry.wire.schema import APP_NAME
 
@@ -35,7 +35,7 @@ __all__ = ["VERSION", "CliError", "indicator", "run"]
 
 VERSION = __version__
 #: Where users report bugs.
-ISSUES = "https://github.com/consentry/consentry/issues"
+_ISSUES = "https://github.com/consentry/consentry/issues"
 
 
 class CliError(Exception):
@@ -157,7 +157,7 @@ def _status_document(session: AppSession, *, verbose: bool) -> dict[str, object]
     return document
 
 
-def cmd_status(args: argparse.Namespace) -> ExitCode:
+def _cmd_status(args: argparse.Namespace) -> ExitCode:
     """Show the state of one application or of all."""
     if args.app is None:
         paths = Paths.from_environment()
@@ -219,7 +219,7 @@ def cmd_status(args: argparse.Namespace) -> ExitCode:
 
 
 # ---- answers -----------------------------------------------------------------------------------------------------
-def cmd_set_mode(args: argparse.Namespace) -> ExitCode:
+def _cmd_set_mode(args: argparse.Namespace) -> ExitCode:
     """``enable``, ``local`` and ``ask``."""
     session = _session(args)
     level = args.level
@@ -262,7 +262,7 @@ def _kept_reports(session: AppSession) -> int:
     )
 
 
-def cmd_disable(args: argparse.Namespace) -> ExitCode:
+def _cmd_disable(args: argparse.Namespace) -> ExitCode:
     """Switch one application, or all, off."""
     if args.all:
         paths = Paths.from_environment()
@@ -284,7 +284,7 @@ def cmd_disable(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_enable_all(_: argparse.Namespace) -> ExitCode:
+def _cmd_enable_all(_: argparse.Namespace) -> ExitCode:
     """Lift the user-wide switch."""
     paths = Paths.from_environment()
     settings = read_json(paths.settings) or {}
@@ -322,7 +322,7 @@ def _url(session: AppSession, report: PendingReport) -> str | None:
     return session.manifest.level(report.level).endpoint if report.level in session.manifest.level_names else None
 
 
-def cmd_preview(args: argparse.Namespace) -> ExitCode:
+def _cmd_preview(args: argparse.Namespace) -> ExitCode:
     """Print pending reports byte for byte."""
     session = _session(args)
     if args.today:
@@ -403,7 +403,7 @@ def _upload(session: AppSession, *, as_json: bool) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_upload(args: argparse.Namespace) -> ExitCode:
+def _cmd_upload(args: argparse.Namespace) -> ExitCode:
     """Send pending reports now."""
     session = _session(args)
     decision = session.decision
@@ -416,7 +416,7 @@ def cmd_upload(args: argparse.Namespace) -> ExitCode:
     return _upload(session, as_json=args.json)
 
 
-# ---- today's partial reports (consentry.today) ---------------------------------------------------------------
+# ---- today's partial reports (consentry._send.today) ---------------------------------------------------------------
 _PARTIAL_NOTE = (
     "partial: today so far, not queued; the whole day is reported after midnight as usual and replaces it on "
     "the server, so nothing is counted twice"
@@ -540,7 +540,7 @@ def _chosen(session: AppSession, names: list[str]) -> list[PendingReport]:
     return reports
 
 
-def cmd_approve(args: argparse.Namespace) -> ExitCode:
+def _cmd_approve(args: argparse.Namespace) -> ExitCode:
     """Approve pending reports and send them."""
     session = _session(args)
     _prepare(session)
@@ -554,7 +554,7 @@ def cmd_approve(args: argparse.Namespace) -> ExitCode:
     return _upload(session, as_json=False)
 
 
-def cmd_reject(args: argparse.Namespace) -> ExitCode:
+def _cmd_reject(args: argparse.Namespace) -> ExitCode:
     """Delete pending reports unsent, recording each in the history as rejected."""
     session = _session(args)
     _prepare(session)
@@ -571,7 +571,7 @@ def cmd_reject(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_history(args: argparse.Namespace) -> ExitCode:
+def _cmd_history(args: argparse.Namespace) -> ExitCode:
     """List uploads."""
     session = _session(args)
     entries = session.outbox.history()
@@ -593,7 +593,7 @@ def cmd_history(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_endpoints(args: argparse.Namespace) -> ExitCode:
+def _cmd_endpoints(args: argparse.Namespace) -> ExitCode:
     """List hosts per level."""
     session = _session(args)
     rows = [
@@ -609,7 +609,7 @@ def cmd_endpoints(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_apps(args: argparse.Namespace) -> ExitCode:
+def _cmd_apps(args: argparse.Namespace) -> ExitCode:
     """List known applications."""
     apps = known_apps(Paths.from_environment())
     if args.json:
@@ -622,7 +622,7 @@ def cmd_apps(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_plugins(args: argparse.Namespace) -> ExitCode:
+def _cmd_plugins(args: argparse.Namespace) -> ExitCode:
     """Show, allow or deny plugins."""
     session = _session(args)
     for name in args.allow:
@@ -640,7 +640,7 @@ def cmd_plugins(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def cmd_forget(args: argparse.Namespace) -> ExitCode:
+def _cmd_forget(args: argparse.Namespace) -> ExitCode:
     """Deletion request, then local purge."""
     session = _session(args)
     outcomes = [] if args.local_only else request_deletion(session, HttpTransport(user_agent="consentry-cli"))
@@ -664,7 +664,7 @@ def cmd_forget(args: argparse.Namespace) -> ExitCode:
     return ExitCode.NOT_SENT if failed else ExitCode.OK
 
 
-def cmd_purge(args: argparse.Namespace) -> ExitCode:
+def _cmd_purge(args: argparse.Namespace) -> ExitCode:
     """Switch off and delete everything local; with --all, every application, even one whose manifest is gone."""
     if not args.all and args.app is None:
         raise CliError("say which application to purge", "consentry purge APP, or --all", ExitCode.USAGE)
@@ -710,38 +710,38 @@ def _purge_one(paths: Paths, name: str) -> None:
     write_json(app.consent, {**Consent().to_document(), "asked_version": consent.asked_version})
 
 
-def cmd_verify(args: argparse.Namespace) -> ExitCode:
+def _cmd_verify(args: argparse.Namespace) -> ExitCode:
     """Check a usage certificate (in a module of its own: it is the one command that needs no application)."""
     from consentry.cli.verify import verify_command  # noqa: PLC0415 - imported only by this command
 
     return verify_command(args)
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
-    "status": cmd_status,
-    "enable": cmd_set_mode,
-    "local": cmd_set_mode,
-    "ask": cmd_set_mode,
-    "disable": cmd_disable,
-    "enable-all": cmd_enable_all,
-    "preview": cmd_preview,
-    "approve": cmd_approve,
-    "reject": cmd_reject,
-    "upload": cmd_upload,
-    "history": cmd_history,
-    "endpoints": cmd_endpoints,
-    "apps": cmd_apps,
-    "plugins": cmd_plugins,
-    "forget": cmd_forget,
-    "purge": cmd_purge,
-    "verify": cmd_verify,
+_HANDLERS: dict[str, Callable[[argparse.Namespace], ExitCode]] = {
+    "status": _cmd_status,
+    "enable": _cmd_set_mode,
+    "local": _cmd_set_mode,
+    "ask": _cmd_set_mode,
+    "disable": _cmd_disable,
+    "enable-all": _cmd_enable_all,
+    "preview": _cmd_preview,
+    "approve": _cmd_approve,
+    "reject": _cmd_reject,
+    "upload": _cmd_upload,
+    "history": _cmd_history,
+    "endpoints": _cmd_endpoints,
+    "apps": _cmd_apps,
+    "plugins": _cmd_plugins,
+    "forget": _cmd_forget,
+    "purge": _cmd_purge,
+    "verify": _cmd_verify,
 }
 
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Dispatch to the handler of ``args.command``; turn every failure into a message and an exit code."""
     try:
-        return HANDLERS[args.command](args)
+        return _HANDLERS[args.command](args)
     except CliError as error:
         sys.stderr.write(f"consentry: error: {error}\n")
         if error.hint:
@@ -755,7 +755,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.ERROR
     except Exception as error:  # noqa: BLE001 - a bug of ours: one line for the user, never a traceback
         sys.stderr.write(f"consentry: internal error: {type(error).__name__}: {error}\n")
-        sys.stderr.write(f"hint: please report it at {ISSUES}, with the command you ran\n")
+        sys.stderr.write(f"hint: please report it at {_ISSUES}, with the command you ran\n")
         return ExitCode.ERROR
 
 

@@ -12,10 +12,10 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from consentry._quick import peek_name
+from consentry._consent.quick import peek_name
+from consentry._local.paths import Paths
+from consentry._local.session import load_saved_manifest
 from consentry.manifest import Manifest, ManifestError, load_manifest, loads_manifest
-from consentry.paths import Paths
-from consentry.session import load_saved_manifest
 
 __all__ = ["ENTRY_POINT_GROUP", "UnknownAppError", "find_manifest", "known_apps", "manifest_candidates"]
 

@@ -42,7 +42,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _key(text: str) -> bytes:
-    from consentry.certificates import BadKeyError, parse_public_key  # noqa: PLC0415 - only this command needs it
+    from consentry.wire.certificates import BadKeyError, parse_public_key  # noqa: PLC0415 - only this command needs it
 
     path = Path(text)
     source, what = text, "--key"
@@ -59,7 +59,7 @@ def _key(text: str) -> bytes:
 
 
 def _read(name: str) -> bytes:
-    from consentry.certificates import MAX_CERTIFICATE_BYTES  # noqa: PLC0415
+    from consentry.wire.certificates import MAX_CERTIFICATE_BYTES  # noqa: PLC0415
 
     try:
         if name == "-":
@@ -116,7 +116,7 @@ def _lines(certificate: Mapping[str, object]) -> list[str]:
 
 def verify_command(args: argparse.Namespace) -> ExitCode:
     """Verify ``args.file`` against ``args.key``; print the certificate when it is authentic."""
-    from consentry import certificates  # noqa: PLC0415 - only this command needs it
+    from consentry.wire import certificates  # noqa: PLC0415 - only this command needs it
 
     key = _key(args.key)
     data = _read(args.file)

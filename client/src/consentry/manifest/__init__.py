@@ -1,7 +1,7 @@
 """Manifest v1: the allow-list an application declares, and its consent version.
 
 Names are imported from their modules on first use: a manifest read back from the start-up cache
-(:mod:`consentry._startup`) needs only the model, not the parser and the wire schema it validates against.
+(:mod:`consentry._local.startup_cache`) needs only the model, not the parser and the wire schema it validates against.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ __all__ = [
     "parse_plugin_manifest",
 ]
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+if not TYPE_CHECKING:  # to a type checker, a module-level __getattr__ would make every name exist
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
     from consentry.manifest.model import (

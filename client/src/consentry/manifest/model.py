@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 NONE_LEVEL = "none"
-FEATURES = ("activity", "exceptions", "plugins", "data")
+_FEATURES = ("activity", "exceptions", "plugins", "data")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,13 @@ class Manifest:
         raise KeyError(name)
 
     @property
+    def opt_out_variables(self) -> tuple[str, ...]:
+        """Each environment variable, set as shown, that switches this application's telemetry off."""
+        from consentry._consent.quick import opt_out_variables  # noqa: PLC0415 - the rule the client applies
+
+        return opt_out_variables(self.name)
+
+    @property
     def level_names(self) -> tuple[str, ...]:
         """Level names from least to most data, ``none`` first."""
         return tuple(level.name for level in self.levels)
@@ -167,7 +174,7 @@ class Manifest:
             items.append((level.name, f"host:{level.host}"))
             items.extend((level.name, f"system:{name}") for name in level.system)
             items.extend((level.name, f"dependency:{name}") for name in level.dependencies)
-            items.extend((level.name, f"feature:{name}") for name in FEATURES if getattr(level, name))
+            items.extend((level.name, f"feature:{name}") for name in _FEATURES if getattr(level, name))
             if level.plugins:
                 policy = self.plugins
                 items.append((level.name, f"plugins:{policy.policy}:{policy.default}"))
@@ -204,7 +211,7 @@ class Manifest:
             body: dict[str, object] = {"description": level.description}
             if level.rank:
                 body.update(endpoint=level.endpoint, system=list(level.system), dependencies=list(level.dependencies))
-                body.update((name, getattr(level, name)) for name in FEATURES)
+                body.update((name, getattr(level, name)) for name in _FEATURES)
             levels[level.name] = body
         return {
             "manifest_version": 1,
@@ -271,7 +278,7 @@ def _event_document(event: EventSpec) -> dict[str, object]:
 def from_checked(document: Mapping[str, object], source: str = "<manifest>") -> Manifest:
     """The :class:`Manifest` whose :meth:`Manifest.to_document` is ``document``, without validating it again.
 
-    For a document that a validated manifest wrote (the start-up cache, :mod:`consentry._startup`): only its
+    For a document that a validated manifest wrote (the start-up cache, :mod:`consentry._local.startup_cache`): only its
     shapes are checked, so that a damaged one raises ``ValueError`` (or ``KeyError``, ``TypeError``) instead of
     making a manifest that would fail later. Anything else goes through
     :func:`~consentry.manifest.parse_manifest`, which checks every name and value.

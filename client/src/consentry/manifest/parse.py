@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from consentry import strict_json
 from consentry.manifest.model import NONE_LEVEL, CommandSpec, EventSpec, Level, Manifest, PluginManifest, PluginPolicy
+from consentry.wire import strict_json
 from consentry.wire.schema import (
     APP_NAME,
     EVENT_NAME,
@@ -40,18 +40,19 @@ __all__ = [
     "loads_any_manifest",
     "loads_manifest",
     "loads_plugin_manifest",
+    "manifest_from_bytes",
     "parse_manifest",
     "parse_plugin_manifest",
 ]
 
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024
-DEFAULT_NONE_DESCRIPTION = "Nothing is collected and nothing is sent."
+_DEFAULT_NONE_DESCRIPTION = "Nothing is collected and nothing is sent."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
 _COMPONENT = Str(r"^[A-Za-z0-9][A-Za-z0-9_. -]{0,63}$", 64)
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class ManifestError(ValueError):
@@ -126,8 +127,8 @@ class _Reader:
         return value
 
     def names(
-        self, table: Mapping[str, Any], key: str, path: str, check: Callable[[object, str], T | None], limit: int
-    ) -> tuple[T, ...]:
+        self, table: Mapping[str, Any], key: str, path: str, check: Callable[[object, str], _T | None], limit: int
+    ) -> tuple[_T, ...]:
         value = table.get(key, [])
         if not isinstance(value, list):
             self.problem(path, f"must be an array, got {_kind(value)}")
@@ -135,7 +136,7 @@ class _Reader:
         if len(value) > limit:
             self.problem(path, f"must have at most {limit} items, got {len(value)}")
             return ()
-        out: list[T] = []
+        out: list[_T] = []
         for index, item in enumerate(value):
             checked = check(item, f"{path}[{index}]")
             if checked is None:
@@ -283,7 +284,7 @@ def _levels(reader: _Reader, document: Mapping[str, Any]) -> tuple[Level, ...]:
     seen_dependencies: dict[str, str] = {}
     seen_features: dict[str, str] = {}
     if NONE_LEVEL not in table:
-        levels.append(Level(NONE_LEVEL, 0, DEFAULT_NONE_DESCRIPTION))
+        levels.append(Level(NONE_LEVEL, 0, _DEFAULT_NONE_DESCRIPTION))
     for key, body in table.items():
         path = f"levels.{key}"
         rank = len(levels)
@@ -293,7 +294,7 @@ def _levels(reader: _Reader, document: Mapping[str, Any]) -> tuple[Level, ...]:
             if isinstance(body, dict):
                 reader.keys(body, ("description",), path)
                 description = reader.text(body, "description", f"{path}.description", 1000)
-                levels.append(Level(NONE_LEVEL, 0, description or DEFAULT_NONE_DESCRIPTION))
+                levels.append(Level(NONE_LEVEL, 0, description or _DEFAULT_NONE_DESCRIPTION))
             else:
                 reader.problem(path, f"must be a table, got {_kind(body)}")
             continue
@@ -383,12 +384,12 @@ def _declarations(
     value: object,
     path: str,
     ranks: Mapping[str, int],
-    extra: Callable[[dict[str, Any], str], T],
+    extra: Callable[[dict[str, Any], str], _T],
     *,
     what: str,
     keys: tuple[str, ...],
     limit: int,
-) -> Iterator[tuple[str, str, str, T]]:
+) -> Iterator[tuple[str, str, str, _T]]:
     """The well-formed entries of an array of ``[[events]]`` or ``[[commands]]``: name, level, purpose, extra.
 
     ``extra(entry, entry_path)`` reads what is particular to the kind of entry, for every entry, so that its

@@ -1,6 +1,7 @@
 """The consent dialog: the manifest's text and levels, the exact reports each level would send, and three answers.
 
-The dialog only shows a :class:`~consentry.ConsentRequest` and says which answer the user chose; it records
+The dialog only shows a :class:`~consentry._consent.asking.ConsentRequest` and says which answer the user chose; it
+records
 nothing itself (:class:`~consentry.qt.QtTelemetry` does, through :func:`consentry.set_consent`). Its default
 button is "Don't send", and Escape or closing the window dismisses it without an answer: nothing is stored or
 sent unless the user actively chooses.
@@ -27,9 +28,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from consentry._consent.answers import Mode
+from consentry._consent.asking import ConsentRequest
 from consentry._guard import guarded
-from consentry.asking import ConsentRequest
-from consentry.consent import Mode
 from consentry.manifest import NONE_LEVEL
 
 __all__ = ["TEMPORARY_CONSENT", "Answer", "ConsentDialog"]
@@ -52,7 +53,7 @@ class ConsentDialog(QDialog):
 
     Shows the manifest's title and consent text, one choice per level that collects something (with the level's
     description and the host its reports go to), and the exact reports the chosen level would send for a day of
-    use, byte for byte as :func:`consentry.encode` writes them. The buttons: "Don't send" (the default, also
+    use, byte for byte as :func:`consentry.wire.encode` writes them. The buttons: "Don't send" (the default, also
     Enter), "Yes for 30 days" and "Yes". When the user chooses, :attr:`answer` is set and :attr:`answered` is
     emitted with it; Escape and closing the window leave :attr:`answer` at ``None``.
     """
@@ -161,7 +162,7 @@ class ConsentDialog(QDialog):
         return None
 
     def preview_bytes(self) -> bytes:
-        """The example reports the chosen level would send, as shown: the bytes :func:`consentry.encode` writes."""
+        """The example reports the chosen level would send, as shown: the bytes :func:`consentry.wire.encode` writes."""
         level = self.chosen_level()
         return b"".join(self.request.examples_upto(level)) if level is not None else b""
 

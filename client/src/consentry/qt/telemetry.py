@@ -19,19 +19,25 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtGui import QGuiApplication
 from qtpy.QtWidgets import QWidget
 
+from consentry._api import init, set_consent
+from consentry._clock import Clock
+from consentry._consent.answers import Consent, Decision
+from consentry._consent.asking import ConsentRequest, consent_request
 from consentry._guard import guard, guarded, logger
+from consentry._local.session import AppSession
+from consentry._record.null import NullPluginRecorder, NullRecorder
+from consentry._record.recorder import PluginRecorder, Recorder
+from consentry._record.spans import CommandSpan
+from consentry._record.system import (
+    bin_screen_scale,
+    bin_screen_width,
+    bin_screens,
+    collect_system,
+    dependency_versions,
+)
 from consentry._where import find_manifest_file, warn_not_found
-from consentry.api import init, set_consent
-from consentry.asking import ConsentRequest, consent_request
-from consentry.clock import Clock
-from consentry.consent import Consent, Decision
 from consentry.manifest import Manifest, PluginManifest, load_manifest
-from consentry.null import NullPluginRecorder, NullRecorder
 from consentry.qt.dialog import TEMPORARY_CONSENT, Answer, ConsentDialog
-from consentry.recorder import PluginRecorder, Recorder
-from consentry.session import AppSession
-from consentry.spans import CommandSpan
-from consentry.system import bin_screen_scale, bin_screen_width, bin_screens, collect_system, dependency_versions
 from consentry.transport import Transport
 
 __all__ = ["QtPluginRecorder", "QtTelemetry", "ask_once"]

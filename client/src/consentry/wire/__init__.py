@@ -1,4 +1,8 @@
-"""Wire schema v1: the report format, as Python types and as a JSON Schema file.
+"""Wire schema v1: the report format, as Python types and as a JSON Schema file; what client and server share.
+
+Besides the report (its schema, codec and values), the modules here are what the server and the client must
+agree on: :mod:`.bins` (the coarse values of durations, data sizes and commands), :mod:`.certificates` (signed
+usage certificates) and :mod:`.strict_json` (how hand-written and foreign JSON documents are read).
 
 ``report-v1.schema.json`` beside this module is generated from :mod:`consentry.wire.schema`; regenerate it
 with ``python -m consentry.wire > client/src/consentry/wire/report-v1.schema.json``.
@@ -58,7 +62,8 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
+if not TYPE_CHECKING:  # to a type checker, a module-level __getattr__ would make every name exist
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 if TYPE_CHECKING:
     from consentry.wire.codec import decode, encode, from_checked, from_json, to_json

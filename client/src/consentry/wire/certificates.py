@@ -20,12 +20,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from consentry import strict_json
+from consentry.wire import strict_json
 
 __all__ = [
     "ALGORITHM",
     "CERTIFICATE_FORMAT",
     "INSTALL_HINT",
+    "MAX_CERTIFICATE_BYTES",
     "BadKeyError",
     "CertificateError",
     "NotAuthenticError",
@@ -44,8 +45,8 @@ __all__ = [
 CERTIFICATE_FORMAT = 1
 ALGORITHM = "Ed25519"
 INSTALL_HINT = "pip install 'consentry[verify]'"
-KEY_BYTES = 32
-SIGNATURE_BYTES = 64
+_KEY_BYTES = 32
+_SIGNATURE_BYTES = 64
 #: Certificates are a few kilobytes; anything much larger is not one.
 MAX_CERTIFICATE_BYTES = 1024 * 1024
 #: DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): ``-----BEGIN PUBLIC KEY-----`` files are this + key.
@@ -128,17 +129,17 @@ def parse_public_key(text: str) -> bytes:
             raise BadKeyError(f"the key document is {error}") from None
         if not isinstance(document, dict) or document.get("algorithm") != ALGORITHM:
             raise BadKeyError(f"a key document must be a JSON object with algorithm {ALGORITHM!r} and key")
-        raw = _base64(document.get("key"), KEY_BYTES, "the key", BadKeyError)
+        raw = _base64(document.get("key"), _KEY_BYTES, "the key", BadKeyError)
         if "key_id" in document and document["key_id"] != key_id(raw):
             raise BadKeyError("the key document's key_id does not match its key")
         return raw
     if text.startswith("-----BEGIN PUBLIC KEY-----") and text.endswith("-----END PUBLIC KEY-----"):
         body = "".join(text.splitlines()[1:-1])
-        der = _base64(body, len(_SPKI_PREFIX) + KEY_BYTES, "the PEM public key", BadKeyError)
+        der = _base64(body, len(_SPKI_PREFIX) + _KEY_BYTES, "the PEM public key", BadKeyError)
         if not der.startswith(_SPKI_PREFIX):
             raise BadKeyError("the PEM public key is not an Ed25519 key")
         return der[len(_SPKI_PREFIX) :]
-    return _base64(text, KEY_BYTES, "the key", BadKeyError)
+    return _base64(text, _KEY_BYTES, "the key", BadKeyError)
 
 
 def read_certificate(data: bytes) -> tuple[dict[str, object], bytes]:
@@ -155,7 +156,7 @@ def read_certificate(data: bytes) -> tuple[dict[str, object], bytes]:
     certificate = document["certificate"]
     if not isinstance(certificate, dict):
         raise UnreadableCertificateError('"certificate" must be a JSON object')
-    signature = _base64(document["signature"], SIGNATURE_BYTES, '"signature"', UnreadableCertificateError)
+    signature = _base64(document["signature"], _SIGNATURE_BYTES, '"signature"', UnreadableCertificateError)
     version = certificate.get("format")
     if type(version) is not int:
         raise UnreadableCertificateError('"certificate.format" must be an integer')
@@ -189,8 +190,8 @@ def verify_certificate(data: bytes, public_key: bytes) -> dict[str, object]:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: PLC0415
     except ImportError:
         raise VerifierMissingError(f"checking a signature needs the cryptography library: {INSTALL_HINT}") from None
-    if len(public_key) != KEY_BYTES:
-        raise BadKeyError(f"an {ALGORITHM} public key is {KEY_BYTES} bytes, got {len(public_key)}")
+    if len(public_key) != _KEY_BYTES:
+        raise BadKeyError(f"an {ALGORITHM} public key is {_KEY_BYTES} bytes, got {len(public_key)}")
     certificate, signature = read_certificate(data)
     if certificate["key_id"] != key_id(public_key):
         raise NotAuthenticError(

@@ -20,11 +20,11 @@ from consentry.wire.spec import DuplicateKeys, Unreadable, WireError, check
 
 __all__ = ["decode", "encode", "from_checked", "from_json", "to_json"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 # ---- encoding ------------------------------------------------------------------------------------------------
-def _days(mapping: Mapping[Day, T], convert: Callable[[T], object] | None = None) -> dict[str, object]:
+def _days(mapping: Mapping[Day, _T], convert: Callable[[_T], object] | None = None) -> dict[str, object]:
     return {day.isoformat(): convert(value) if convert else value for day, value in mapping.items()}
 
 

@@ -15,7 +15,7 @@ from consentry.wire.schema import SCHEMA_VERSION
 __all__ = ["Activity", "Command", "DataCategory", "Day", "Plugin", "Report"]
 
 Day = datetime.date
-EventCounts = dict[str, int]
+_EventCounts = dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class Plugin:
 
     name: str
     version: str
-    counts: dict[Day, EventCounts] = field(default_factory=dict)
+    counts: dict[Day, _EventCounts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +82,9 @@ class Report:
     days: tuple[Day, ...]
     system: dict[str, str] = field(default_factory=dict)
     dependencies: dict[str, str] = field(default_factory=dict)
-    counts: dict[Day, EventCounts] = field(default_factory=dict)
+    counts: dict[Day, _EventCounts] = field(default_factory=dict)
     activity: dict[Day, Activity] = field(default_factory=dict)
-    exceptions: dict[Day, EventCounts] = field(default_factory=dict)
+    exceptions: dict[Day, _EventCounts] = field(default_factory=dict)
     plugins: tuple[Plugin, ...] = ()
     commands: tuple[Command, ...] = ()
     data: tuple[DataCategory, ...] = ()

@@ -9,8 +9,11 @@ from __future__ import annotations
 from consentry.wire.spec import Array, Bool, Date, Enum, Field, Int, Map, Nullable, Object, OneOf, Str, to_json_schema
 
 __all__ = [
+    "ACTIVITY",
     "APP_NAME",
+    "COMMAND",
     "CONSENT_VERSION",
+    "DATA",
     "DATA_SIZES",
     "DURATIONS",
     "EVENT_NAME",
@@ -24,6 +27,7 @@ __all__ = [
     "PACKAGE_NAME",
     "PARAM_NAME",
     "PARAM_VALUE",
+    "PLUGIN",
     "REPORT",
     "REPORTER_ID",
     "SCHEMA_ID",
@@ -88,7 +92,7 @@ REPORTER_ID = Str(
     "stable within a week, unlinkable across weeks and applications.",
 )
 CONSENT_VERSION = Str(r"^[0-9a-f]{16}$", 16, "The manifest consent version the data was collected under.")
-COUNT = Int(1, MAX_COUNT, description="How many times; zero counts are left out.")
+_COUNT = Int(1, MAX_COUNT, description="How many times; zero counts are left out.")
 
 # ---- binned system fields ------------------------------------------------------------------------------------
 #: Every system field a report may carry. A manifest level lists the subset it collects.
@@ -135,7 +139,7 @@ def _per_day(value: Map | Object, what: str) -> Map:
 
 
 def _counts(description: str) -> Map:
-    return _per_day(Map(EVENT_NAME, COUNT, MAX_EVENTS_PER_DAY), description)
+    return _per_day(Map(EVENT_NAME, _COUNT, MAX_EVENTS_PER_DAY), description)
 
 
 ACTIVITY = Object(
@@ -183,7 +187,7 @@ COMMAND = Object(
         ),
         "exit_code": Field(Int(0, 255, description="Exit status; 0 is success.")),
         "exception": Field(Nullable(EXCEPTION_NAME), required=False, default=lambda: None),
-        "count": Field(COUNT),
+        "count": Field(_COUNT),
     },
     "Identical command runs of one day, counted.",
 )
@@ -197,7 +201,7 @@ DATA = Object(
         "dtype": Field(Str(r"^[A-Za-z0-9_<>|=\[\]]{1,32}$", 32, "Element type, such as 'uint8'.")),
         "ndim": Field(Int(0, 64, description="Number of dimensions.")),
         "size": Field(Enum(DATA_SIZES, "Elements: SMALL < 1e6 <= MEDIUM < 1e8 <= LARGE < 1e10 <= VERY_LARGE.")),
-        "count": Field(COUNT),
+        "count": Field(_COUNT),
     },
     "How often data of one category was seen in one day.",
 )
@@ -226,7 +230,7 @@ REPORT = Object(
         "counts": Field(_counts("Event counts"), required=False, default=dict),
         "activity": Field(_per_day(ACTIVITY, "Runs and active time"), required=False, default=dict),
         "exceptions": Field(
-            _per_day(Map(EXCEPTION_NAME, COUNT, 200), "Uncaught exceptions by class name"),
+            _per_day(Map(EXCEPTION_NAME, _COUNT, 200), "Uncaught exceptions by class name"),
             required=False,
             default=dict,
         ),

@@ -192,10 +192,10 @@ class Date(_Value):
             raise WireError(path, f"{value!r} is not a calendar date") from None
 
     def schema(self) -> dict[str, object]:
-        return _described({"type": "string", "format": "date", "pattern": DATE_PATTERN}, self)
+        return _described({"type": "string", "format": "date", "pattern": _DATE_PATTERN}, self)
 
 
-DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 class Int(_Value):

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QMainWindow, QWidget
 
-from consentry import Clock, PluginManifest, Transport
+from consentry import PluginManifest
+from consentry._clock import Clock
 from consentry.manifest import Manifest, loads_manifest
 from consentry.qt import QtTelemetry, TelemetryIndicator, ask_once
+from consentry.transport import Transport
 from napari_consentry._commands import CommandCounter
 from napari_consentry._guard import guard, guarded
 from napari_consentry._layers import layer_kind

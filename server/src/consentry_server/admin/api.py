@@ -25,11 +25,11 @@ from consentry_server.ingest.routes import DropCounter, read_body
 from consentry_server.ingest.validate import Rejection, bounded_text
 from consentry_server.storage.base import Storage
 
-__all__ = ["admin_routes"]
+__all__ = ["MAX_MANIFEST_BODY", "admin_routes"]
 
 MAX_MANIFEST_BODY = 1024 * 1024
-FORMATS = {"application/toml": "toml", "application/json": "json", "text/plain": "toml"}
-Handler = Callable[[Request], Awaitable[Response]]
+_FORMATS = {"application/toml": "toml", "application/json": "json", "text/plain": "toml"}
+_Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _refusal(status: int, code: str, message: str, **extra: object) -> JSONResponse:
@@ -43,7 +43,7 @@ class _Admin:
     forget_manifests: Callable[[str], None]
     drops: DropCounter
 
-    def guarded(self, handler: Handler) -> Handler:
+    def guarded(self, handler: _Handler) -> _Handler:
         """``handler``, answering 403 without a configured token and 401 without the right one."""
 
         async def checked(request: Request) -> Response:
@@ -60,11 +60,11 @@ class _Admin:
 
     async def register(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in FORMATS:
+        if media not in _FORMATS:
             return _refusal(415, "unsupported_media_type", "send the manifest as application/toml or application/json")
         try:
             body = await read_body(request, MAX_MANIFEST_BODY)
-            manifest = loads_any_manifest(body.decode("utf-8"), fmt=FORMATS[media], source="request body")
+            manifest = loads_any_manifest(body.decode("utf-8"), fmt=_FORMATS[media], source="request body")
         except Rejection as rejection:
             return JSONResponse(rejection.to_json(), status_code=rejection.status)
         except UnicodeDecodeError:

@@ -23,9 +23,9 @@ __all__ = ["TOKEN_VARIABLE", "add_remote"]
 
 TOKEN_VARIABLE = "CONSENTRY_ADMIN_TOKEN"  # noqa: S105 - the name of the variable
 #: Seconds one registration may take.
-TIMEOUT = 30.0
+_TIMEOUT = 30.0
 #: The most of an answer read (answers are short JSON documents).
-MAX_ANSWER = 64 * 1024
+_MAX_ANSWER = 64 * 1024
 
 
 class _UnreachableError(Exception):
@@ -52,15 +52,15 @@ def _post(base: urllib.parse.SplitResult, body: bytes, media: str, token: str) -
     host = base.hostname or ""
     connection: http.client.HTTPConnection
     if base.scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT, context=ssl.create_default_context())
+        connection = http.client.HTTPSConnection(host, port, timeout=_TIMEOUT, context=ssl.create_default_context())
     else:
-        connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+        connection = http.client.HTTPConnection(host, port, timeout=_TIMEOUT)
     path = base.path.rstrip("/") + "/admin/v1/manifests"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": media, "User-Agent": "consentry-server apps add"}
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
-        raw = response.read(MAX_ANSWER)
+        raw = response.read(_MAX_ANSWER)
     except (OSError, http.client.HTTPException) as error:
         raise _UnreachableError(f"no answer from {base.geturl()}: {str(error) or type(error).__name__}") from None
     finally:

@@ -4,3 +4,5 @@ The routes of every upload format (native, OTLP/HTTP, the seed systems'), the ch
 (decoding, validation against the registered manifests: pure), the limits on what one client may send, and where a
 request comes from (used, then forgotten). Nothing here writes to the database; :mod:`consentry_server.commit` does.
 """
+
+__all__: list[str] = []

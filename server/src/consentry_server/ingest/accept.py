@@ -19,8 +19,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from consentry import strict_json
-from consentry.wire import Report, WireError, decode
+from consentry.wire import Report, WireError, decode, strict_json
 from consentry_server.config import Settings
 from consentry_server.ingest.limits import Rate, RateLimiter
 from consentry_server.ingest.manifests import Registry

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 __all__ = ["FORWARDED_HEADERS", "Network", "client_address", "country_of", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The forwarding headers a deployment can choose to believe (lower case, as Starlette gives them).
 FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
@@ -38,12 +38,12 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _plain(ip: IPAddress) -> IPAddress:
+def _plain(ip: _IPAddress) -> _IPAddress:
     """An IPv4-mapped IPv6 address (how a dual-stack listener sees IPv4 peers) as the IPv4 address it is."""
     return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
 
 
-def _ip(text: str) -> IPAddress | None:
+def _ip(text: str) -> _IPAddress | None:
     text = text.strip().strip('"')
     if text.startswith("["):  # [v6]:port
         text = text[1:].split("]")[0]

@@ -54,10 +54,10 @@ TIMED_OUT = "consentry.request_timeout"
 RESERVED_DESCRIPTORS = 128
 #: Refused connections are kept open (reading and discarding) for at most this long, so that the client reads its
 #: answer instead of a reset, and at most this many at once (past it, they are closed at once).
-LINGER_SECONDS = 2.0
-MAX_LINGERING = 64
+_LINGER_SECONDS = 2.0
+_MAX_LINGERING = 64
 #: Seconds between two log lines that sum up refused and timed-out connections.
-NOTICE_INTERVAL = 60.0
+_NOTICE_INTERVAL = 60.0
 
 
 def descriptor_budget(wanted: int) -> int:
@@ -101,16 +101,16 @@ _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503:
 
 
 class _Notices:
-    """Counts refused and timed-out connections, and logs their sums at most once every NOTICE_INTERVAL."""
+    """Counts refused and timed-out connections, and logs their sums at most once every _NOTICE_INTERVAL."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
-        self.last = -NOTICE_INTERVAL
+        self.last = -_NOTICE_INTERVAL
 
     def add(self, what: str) -> None:
         self.counts[what] += 1
         now = time.monotonic()
-        if now - self.last >= NOTICE_INTERVAL:
+        if now - self.last >= _NOTICE_INTERVAL:
             summary = ", ".join(f"{count} {reason}" for reason, count in sorted(self.counts.items()))
             logger.warning("connections refused or closed since the last such line: %s", summary)
             self.counts.clear()
@@ -203,16 +203,16 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm()
 
     def _refuse_connection(self, transport: asyncio.Transport, refusal: Rejection) -> None:
-        """Answer at once; then read and discard until the client closes, or for LINGER_SECONDS at most."""
+        """Answer at once; then read and discard until the client closes, or for _LINGER_SECONDS at most."""
         self.transport = transport
         self.limits.notices.add(refusal.code)
         transport.write(_answer(refusal))
-        if self.limits.lingering >= MAX_LINGERING or not transport.can_write_eof():
+        if self.limits.lingering >= _MAX_LINGERING or not transport.can_write_eof():
             transport.close()
             return
         self.limits.lingering += 1
         transport.write_eof()
-        self._linger = self.loop.call_later(LINGER_SECONDS, transport.close)
+        self._linger = self.loop.call_later(_LINGER_SECONDS, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop counting the connection (a refused one was never counted)."""

@@ -28,7 +28,7 @@ __all__ = ["MAX_REPORTERS", "deletion_routes", "parse_deletion"]
 #: Most reporter ids in one request: a year of weeks and then some.
 MAX_REPORTERS = 64
 #: Largest request body, as received and once decompressed.
-MAX_BODY = 16 * 1024
+_MAX_BODY = 16 * 1024
 _ROUTE = "/v1/deletions"
 
 
@@ -56,9 +56,9 @@ def deletion_routes(storage: Storage, ingest: Ingest) -> list[Route]:
         try:
             ingest.admit_source(request)
             check_content_type(request.headers.get("content-type"))
-            body = await read_body(request, MAX_BODY)
+            body = await read_body(request, _MAX_BODY)
             received = len(body)
-            app, reporters = parse_deletion(decompress(body, request.headers.get("content-encoding"), MAX_BODY))
+            app, reporters = parse_deletion(decompress(body, request.headers.get("content-encoding"), _MAX_BODY))
         except Rejection as rejection:
             return ingest.refuse(rejection, _ROUTE, received)
         deleted = await run_in_threadpool(storage.delete_reporters, app, reporters)

@@ -9,7 +9,7 @@ Routes (all ``GET``, all cacheable for a minute, CORS open):
 - ``/api/v1/apps/{app}/values?period=day|week|month[&field=F]``: distributions (versions, OS, Python...).
 
 The three tables also take ``since`` and ``until`` (ISO dates, compared with the first day of each period).
-``period=day`` answers at most :data:`MAX_DAYS` days at a time, by default those ending on the day of the
+``period=day`` answers at most :data:`_MAX_DAYS` days at a time, by default those ending on the day of the
 publication; every day of the year is in the open-data files (:mod:`consentry_server.public.open_data`).
 
 Published data changes only when it is published again: each answer is rendered once per publication and kept
@@ -35,11 +35,11 @@ __all__ = ["PERIODS", "meta_document", "public_routes"]
 
 PERIODS = STORED_PERIODS
 #: Most days one ``period=day`` answer covers.
-MAX_DAYS = 92
-Endpoint = Callable[[Request], Awaitable[Response]]
+_MAX_DAYS = 92
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class Fetch(Protocol):
+class _Fetch(Protocol):
     """A reader of one published table of :class:`PublicStore`."""
 
     def __call__(
@@ -47,7 +47,7 @@ class Fetch(Protocol):
     ) -> list[dict[str, object]]: ...
 
 
-CACHE = "public, max-age=60"
+_CACHE = "public, max-age=60"
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -55,14 +55,14 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _ok(document: object) -> JSONResponse:
-    return JSONResponse(document, headers={"Cache-Control": CACHE})
+    return JSONResponse(document, headers={"Cache-Control": _CACHE})
 
 
 def public_routes(store: PublicStore) -> list[Route]:
     """The routes of the public API, reading ``store``."""
     answers: PublicationCache[tuple[int, bytes]] = PublicationCache(store)
 
-    def cached(render: Callable[[Request], JSONResponse]) -> Endpoint:
+    def cached(render: Callable[[Request], JSONResponse]) -> _Endpoint:
         """``render``'s answer to the request's path and query, kept for the publication."""
 
         async def endpoint(request: Request) -> Response:
@@ -71,7 +71,7 @@ def public_routes(store: PublicStore) -> list[Route]:
                 return response.status_code, bytes(response.body)
 
             status, body = answers.get(str(request.url.path) + "?" + str(request.url.query), compute)
-            headers = {"Cache-Control": CACHE} if status == 200 else None  # noqa: PLR2004 - only what succeeded
+            headers = {"Cache-Control": _CACHE} if status == 200 else None  # noqa: PLR2004 - only what succeeded
             return Response(body, status_code=status, media_type="application/json", headers=headers)
 
         return endpoint
@@ -82,7 +82,7 @@ def public_routes(store: PublicStore) -> list[Route]:
     def apps(_: Request) -> JSONResponse:
         return _ok([{"name": a.name, "title": a.title, "homepage": a.homepage} for a in store.apps()])
 
-    def table(fetch: Fetch, filter_name: str) -> Endpoint:
+    def table(fetch: _Fetch, filter_name: str) -> _Endpoint:
         """An endpoint returning the rows of one published table, optionally filtered on one column."""
 
         def render(request: Request) -> JSONResponse:
@@ -150,18 +150,18 @@ def _date(text: str | None, name: str) -> datetime.date | None:
 
 
 def _window(request: Request, period: str, published_at: str | None) -> tuple[str | None, str | None]:
-    """The ``since`` and ``until`` of a request, checked; for days, at most :data:`MAX_DAYS` of them."""
+    """The ``since`` and ``until`` of a request, checked; for days, at most :data:`_MAX_DAYS` of them."""
     since = _date(request.query_params.get("since"), "since")
     until = _date(request.query_params.get("until"), "until")
     if since and until and since > until:
         raise ValueError("since is after until")
     if period == "day":
-        span = datetime.timedelta(days=MAX_DAYS - 1)
+        span = datetime.timedelta(days=_MAX_DAYS - 1)
         if since is None:
             end = until or (datetime.date.fromisoformat(published_at[:10]) if published_at else None)
             since = end - span if end else None
         if since is not None and until is None:
             until = since + span
         if since and until and until - since > span:
-            raise ValueError(f"period=day answers at most {MAX_DAYS} days at a time; the open data has every day")
+            raise ValueError(f"period=day answers at most {_MAX_DAYS} days at a time; the open data has every day")
     return (since.isoformat() if since else None), (until.isoformat() if until else None)

@@ -28,7 +28,7 @@ from consentry_server.storage.public import PublicationCache, PublicStore, safe_
 __all__ = ["badge_svg", "compact_number", "routes", "weekly_users", "write_files"]
 
 #: How long a README's image proxy may keep a badge.
-CACHE = "public, max-age=3600"
+_CACHE = "public, max-age=3600"
 _LABEL = "users"
 _UNITS = ("", "k", "M", "G")
 _CHAR_WIDTH = 6.8  # an average advance of 11 px Verdana/DejaVu Sans, enough to size the two boxes
@@ -82,7 +82,7 @@ def badge_svg(label: str, value: str, color: str = "#3b6fb6") -> str:
     )
 
 
-def render(store: PublicStore, app: str, plugin: str | None = None) -> str | None:
+def _render(store: PublicStore, app: str, plugin: str | None = None) -> str | None:
     """The badge of ``app`` (or its ``plugin``); ``None`` if the application or plugin is not published."""
     if app not in store.app_names() or (plugin is not None and plugin not in store.plugins(app)):
         return None
@@ -98,10 +98,10 @@ def routes(store: PublicStore) -> list[Route]:
 
     def answer(request: Request, app: str, plugin: str | None) -> Response:
         """The badge of ``app`` (or its ``plugin``), rendered once per publication."""
-        svg = badges.get(f"{app}/{plugin or ''}", lambda: render(store, app, plugin))
+        svg = badges.get(f"{app}/{plugin or ''}", lambda: _render(store, app, plugin))
         if svg is None:
             return Response("no such published application or plugin\n", status_code=404, media_type="text/plain")
-        return cacheable(request, svg.encode(), media_type="image/svg+xml", cache_control=CACHE)
+        return cacheable(request, svg.encode(), media_type="image/svg+xml", cache_control=_CACHE)
 
     # A name without ".svg" is looked up as "/", which no published application or plugin is named.
     async def app_badge(request: Request) -> Response:
@@ -120,7 +120,7 @@ def write_files(store: PublicStore, directory: Path) -> list[Path]:
     written = []
     for app in sorted(filter(safe_name, store.app_names())):
         for plugin in [None, *filter(safe_name, store.plugins(app))]:
-            svg = render(store, app, plugin)
+            svg = _render(store, app, plugin)
             if svg is None:
                 continue
             target = directory / "badges" / (f"{app}.svg" if plugin is None else f"{app}/{plugin}.svg")

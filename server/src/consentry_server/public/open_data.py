@@ -37,11 +37,11 @@ __all__ = ["FORMAT", "PERIODS", "TABLES", "OpenData", "file_names", "routes", "w
 FORMAT = 1
 TABLES = tuple(PUBLIC_TABLES)
 PERIODS = ("day", "week", "month")
-PREFIX = "data/v1"
+_PREFIX = "data/v1"
 #: How long a client may keep a file before asking again (publications happen at most every few minutes).
-CACHE = "public, max-age=300"
+_CACHE = "public, max-age=300"
 #: Files kept per publication at most (requests for names that do not exist are answered, not kept, past it).
-MAX_CACHED = 1_000
+_MAX_CACHED = 1_000
 _MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
 _TABLE_FILE = re.compile(r"(?P<table>[a-z]+)-(?P<period>[a-z]+)\.(?P<suffix>json|csv)")
 
@@ -69,7 +69,7 @@ class OpenData:
 
     def __init__(self, store: PublicStore) -> None:
         self.store = store
-        self._files: PublicationCache[bytes | None] = PublicationCache(store, MAX_CACHED)
+        self._files: PublicationCache[bytes | None] = PublicationCache(store, _MAX_CACHED)
 
     def get(self, path: str) -> bytes | None:
         """The file at ``path`` (relative to ``data/v1/``), or ``None`` if the publication has none."""
@@ -163,13 +163,13 @@ def routes(store: PublicStore) -> list[Route]:
             suffix = path.rsplit(".", 1)[-1]
             download = {"Content-Disposition": f'attachment; filename="{path.replace("/", "-")}"'}
             headers = download if suffix == "csv" else None
-            return cacheable(request, content, media_type=_MEDIA[suffix], cache_control=CACHE, headers=headers)
+            return cacheable(request, content, media_type=_MEDIA[suffix], cache_control=_CACHE, headers=headers)
 
         return endpoint
 
     return [
-        Route(f"/{PREFIX}/index.json", serve(lambda _: "index.json")),
-        Route(f"/{PREFIX}/{{app}}/{{name}}", serve(lambda r: f"{r.path_params['app']}/{r.path_params['name']}")),
+        Route(f"/{_PREFIX}/index.json", serve(lambda _: "index.json")),
+        Route(f"/{_PREFIX}/{{app}}/{{name}}", serve(lambda r: f"{r.path_params['app']}/{r.path_params['name']}")),
         Route("/data/{rest:path}", serve(lambda r: "/" + r.path_params["rest"])),  # no file's name starts with /
     ]
 
@@ -184,7 +184,7 @@ def write_files(store: PublicStore, directory: Path) -> list[Path]:
         content = data.get(path)
         if content is None:
             continue
-        target = directory / PREFIX / path
+        target = directory / _PREFIX / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         written.append(target)

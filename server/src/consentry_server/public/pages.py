@@ -27,10 +27,10 @@ __all__ = ["DASHBOARD", "STATIC", "page_routes", "render_shell", "static_files",
 DASHBOARD = Path(__file__).parent / "dashboard"
 STATIC = DASHBOARD / "static"
 #: The shell names no data, but its title may change with the settings.
-SHELL_CACHE = "public, max-age=60"
+_SHELL_CACHE = "public, max-age=60"
 #: Scripts, styles and vendored files change only with the package.
-STATIC_CACHE = "public, max-age=3600"
-TRANSPARENCY_CACHE = "public, max-age=300"
+_STATIC_CACHE = "public, max-age=3600"
+_TRANSPARENCY_CACHE = "public, max-age=300"
 
 
 def render_shell(title: str) -> str:
@@ -79,14 +79,14 @@ def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
     documents: PublicationCache[dict[str, object] | None] = PublicationCache(store)
 
     async def shell(_: Request) -> HTMLResponse:
-        return HTMLResponse(page, headers={"Cache-Control": SHELL_CACHE})
+        return HTMLResponse(page, headers={"Cache-Control": _SHELL_CACHE})
 
     async def static(request: Request) -> Response:
         path = request.path_params["path"]
         if path not in files:  # only the packaged files, so no path can climb out of the folder
             return Response("not found\n", status_code=404, media_type="text/plain")
         media = "text/javascript" if path.endswith(".js") else None
-        return FileResponse(STATIC / path, media_type=media, headers={"Cache-Control": STATIC_CACHE})
+        return FileResponse(STATIC / path, media_type=media, headers={"Cache-Control": _STATIC_CACHE})
 
     async def transparency(request: Request) -> Response:
         name = request.path_params["name"]
@@ -98,7 +98,7 @@ def page_routes(store: PublicStore, settings: Settings) -> list[Route]:
             return JSONResponse({"error": {"code": "not_found", "field": "", "message": "no such app"}}, 404)
         # The key is read at each request (a file), so a key made after the publication shows at once.
         content = _with_key(document, settings)
-        return Response(content, media_type="application/json", headers={"Cache-Control": TRANSPARENCY_CACHE})
+        return Response(content, media_type="application/json", headers={"Cache-Control": _TRANSPARENCY_CACHE})
 
     return [
         Route("/", shell),

@@ -2,7 +2,7 @@
 
 Everything here comes from an application's registered manifest (as published) and the server's settings, never
 from reports. The example report of each level is built by the client's own consent-screen code
-(:func:`consentry.asking.consent_request`), so the page shows exactly what a consent screen shows, with the
+(:func:`consentry.consent_request`), so the page shows exactly what a consent screen shows, with the
 binned values of :data:`EXAMPLE_MACHINE` standing in for a user's machine (never those of the server).
 """
 
@@ -12,14 +12,12 @@ import functools
 import json
 import tempfile
 
-from consentry.asking import consent_request
-from consentry.manifest import Manifest
-from consentry.manifest.parse import parse_manifest
-from consentry.switches import app_variable_prefix
+from consentry import consent_request
+from consentry.manifest import Manifest, parse_manifest
 from consentry_server.config import Settings
 from consentry_server.storage.public import AppInfo
 
-__all__ = ["FORMAT", "transparency_document"]
+__all__ = ["EXAMPLE_MACHINE", "FORMAT", "transparency_document"]
 
 FORMAT = 1
 #: A typical machine, in the client's bins: what the example reports show where a user's values would be.
@@ -56,7 +54,7 @@ def _dependencies(manifest: Manifest) -> list[str]:
 
 def transparency_document(app: AppInfo, settings: Settings) -> dict[str, object]:
     """The document of ``data``-less facts the transparency page of ``app`` shows."""
-    prefix = app_variable_prefix(app.name)
+    manifest = parse_manifest(app.manifest, source="<published manifest>")
     return {
         "format": FORMAT,
         "app": app.name,
@@ -67,7 +65,7 @@ def transparency_document(app: AppInfo, settings: Settings) -> dict[str, object]
             "aggregates": "kept",
         },
         "opt_out": {
-            "variables": [f"{prefix}_NO_TELEMETRY=1", f"{prefix}_TELEMETRY=0", "DO_NOT_TRACK=1", "CONSENTRY_DISABLE=1"],
+            "variables": list(manifest.opt_out_variables),
             "commands": [f"consentry disable {app.name}", "consentry disable --all"],
         },
     }

@@ -3,7 +3,7 @@
 ``consentry-server certify --app A [--plugin P] --period 2026-Q3`` writes a certificate that a maintainer can
 show a funder and that anyone can check offline with ``consentry verify FILE --key KEY`` against the server's
 published key (``GET /api/v1/certificates/key``). The format is in ``docs/certificates.md``; the bytes signed are
-defined once, by :func:`consentry.certificates.canonical_bytes`, in the client that verifies them.
+defined once, by :func:`consentry.wire.certificates.canonical_bytes`, in the client that verifies them.
 
 The figures come from the public store only, never from raw reports: a certificate cannot state a number that
 was not published, so none rests on fewer than the reporter threshold of installs. A number that was not
@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from consentry.certificates import (
+from consentry.wire.certificates import (
     ALGORITHM,
     CERTIFICATE_FORMAT,
     BadKeyError,
@@ -61,7 +61,7 @@ __all__ = [
     "sign",
 ]
 
-KIND = "consentry usage certificate"
+_KIND = "consentry usage certificate"
 _RAW_KEY_BYTES = 32
 _MAX_KEY_FILE_BYTES = 64 * 1024
 _PERIODS: list[tuple[re.Pattern[str], str]] = [
@@ -70,7 +70,7 @@ _PERIODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(\d{4})-(\d{2})"), "month"),
     (re.compile(r"(\d{4})-W(\d{2})"), "week"),
 ]
-PERIOD_FORMS = "YYYY, YYYY-Qn, YYYY-MM or YYYY-Www (e.g. 2026, 2026-Q3, 2026-09, 2026-W37)"
+_PERIOD_FORMS = "YYYY, YYYY-Qn, YYYY-MM or YYYY-Www (e.g. 2026, 2026-Q3, 2026-09, 2026-W37)"
 
 
 class CertificateError(ValueError):
@@ -135,7 +135,7 @@ def parse_period(text: str) -> Period:
         except ValueError:
             raise CertificateError(f"{text!r} is not a {kind} that exists") from None
         return Period(text, start, end)
-    raise CertificateError(f"{text!r} is not a period: use {PERIOD_FORMS}")
+    raise CertificateError(f"{text!r} is not a period: use {_PERIOD_FORMS}")
 
 
 # ---- the signing key --------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def issue_certificate(
     noise = meta.get("noise", "none")
     certificate: dict[str, object] = {
         "format": CERTIFICATE_FORMAT,
-        "kind": KIND,
+        "kind": _KIND,
         "issuer": {"name": settings.site_title},
         "app": app,
         "app_title": title,

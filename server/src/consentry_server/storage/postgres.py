@@ -57,7 +57,7 @@ from consentry_server.storage.rows import COUNTER_KINDS, counter_rows, fact_rows
 
 __all__ = ["CONNECTION_WAIT", "UNREACHABLE_FOR", "PostgreSQLStorage"]
 
-Connection = psycopg.Connection[tuple[Any, ...]]
+_Connection = psycopg.Connection[tuple[Any, ...]]
 _LEDGER_FIELDS = tuple(field.name for field in dataclasses.fields(LedgerEntry))
 
 # Advisory lock keys: migrations, partition creation and aggregation each run one at a time across processes.
@@ -285,7 +285,7 @@ class PostgreSQLStorage:
                 f"cannot connect to PostgreSQL at {_safe(url)} ({_one_line(error)}): check that it runs and that "
                 "the URL, user and password are right"
             ) from None
-        self._pool: ConnectionPool[Connection] = ConnectionPool(
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
             url,
             min_size=1,
             max_size=max_connections,
@@ -309,7 +309,7 @@ class PostgreSQLStorage:
 
     # ---- plumbing -----------------------------------------------------------------------------------------
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
+    def _connection(self) -> Iterator[_Connection]:
         """A connection of the pool, or :class:`StorageUnavailable` soon when PostgreSQL cannot be reached.
 
         A caller waits at most :data:`CONNECTION_WAIT` for a connection (the pool's own default, 30 s, is longer
@@ -354,7 +354,7 @@ class PostgreSQLStorage:
         """Close every connection of the pool."""
         self._pool.close()
 
-    def _intern(self, conn: Connection, texts: Iterable[str]) -> dict[str, int]:
+    def _intern(self, conn: _Connection, texts: Iterable[str]) -> dict[str, int]:
         """Ids of ``texts``, created (in a transaction of their own) when new."""
         wanted = set(texts)
         missing = sorted(wanted.difference(self._names))
@@ -375,7 +375,7 @@ class PostgreSQLStorage:
         return {text: self._names[text] for text in wanted}
 
     def _intern_each(
-        self, conn: Connection, ready: list[tuple[int, _Prepared]], outcomes: dict[int, StoreOutcome | Exception]
+        self, conn: _Connection, ready: list[tuple[int, _Prepared]], outcomes: dict[int, StoreOutcome | Exception]
     ) -> tuple[dict[str, int], list[tuple[int, _Prepared]]]:
         """Intern the texts of each arrival on its own; those that fail get their error as their outcome."""
         names: dict[str, int] = {}
@@ -389,7 +389,7 @@ class PostgreSQLStorage:
                 kept.append((index, item))
         return names, kept
 
-    def _app_ids(self, conn: Connection, apps: Iterable[str]) -> dict[str, int]:
+    def _app_ids(self, conn: _Connection, apps: Iterable[str]) -> dict[str, int]:
         """Ids of the registered ``apps`` (unregistered ones are left out)."""
         missing = sorted(set(apps).difference(self._apps))
         if missing:
@@ -397,7 +397,7 @@ class PostgreSQLStorage:
             self._apps.update(rows)
         return self._apps
 
-    def _partition_days(self, conn: Connection) -> dict[str, dict[int, tuple[str, bool]]]:
+    def _partition_days(self, conn: _Connection) -> dict[str, dict[int, tuple[str, bool]]]:
         """For each partitioned table: its partitions by day, as (name, detach pending)."""
         found: dict[str, dict[int, tuple[str, bool]]] = {table: {} for table in PARTITIONED}
         rows = conn.execute(
@@ -413,7 +413,7 @@ class PostgreSQLStorage:
                 found[parent][day] = (child, detaching)
         return found
 
-    def _ensure_partitions(self, conn: Connection, days: Iterable[int]) -> None:
+    def _ensure_partitions(self, conn: _Connection, days: Iterable[int]) -> None:
         """Create the partitions of ``days`` that do not exist yet: empty tables, then attached."""
         missing = sorted(set(days).difference(self._partitions))
         if not missing:
@@ -510,7 +510,7 @@ class PostgreSQLStorage:
 
     @staticmethod
     def _store(
-        conn: Connection, item: _Prepared, names: dict[str, int], apps: dict[str, int]
+        conn: _Connection, item: _Prepared, names: dict[str, int], apps: dict[str, int]
     ) -> tuple[StoreOutcome, list[int]]:
         report = item.arrival.report
         app_id = apps.get(report.app)
@@ -646,14 +646,14 @@ class PostgreSQLStorage:
         return RetentionResult(raw_rows=raw, log_rows=logs, partitions=dropped)
 
     @staticmethod
-    def _horizon(conn: Connection) -> int | None:
+    def _horizon(conn: _Connection) -> int | None:
         """The first day (epoch day) whose raw reports are still kept, once retention has run."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'raw_horizon'").fetchone()
         return int(row[0]) if row else None
 
     @staticmethod
     @contextmanager
-    def _exclusive(conn: Connection, key: int) -> Iterator[None]:
+    def _exclusive(conn: _Connection, key: int) -> Iterator[None]:
         """Hold the advisory lock ``key`` (one holder across every process) on ``conn``."""
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         try:
@@ -685,7 +685,7 @@ class PostgreSQLStorage:
                 after = (rows[-1][0], rows[-1][1])
 
     @staticmethod
-    def _export_rows(conn: Connection, app: str, rows: list[tuple[Any, ...]]) -> Iterator[dict[str, object]]:
+    def _export_rows(conn: _Connection, app: str, rows: list[tuple[Any, ...]]) -> Iterator[dict[str, object]]:
         keys = ([row[0] for row in rows], [row[1] for row in rows])
         facts: dict[int, dict[str, str]] = {}
         for report_id, key, value in conn.execute(
@@ -736,7 +736,7 @@ class PostgreSQLStorage:
             self._aggregate(conn, progress)
         return self.aggregates()
 
-    def _aggregate(self, conn: Connection, progress: Progress | None) -> None:
+    def _aggregate(self, conn: _Connection, progress: Progress | None) -> None:
         with conn.transaction():
             # Waits for the batches that marked days to commit, so every report of a taken day is visible below;
             # a batch that marks a day afterwards marks it anew for the next run.
@@ -775,7 +775,7 @@ class PostgreSQLStorage:
         )
 
     @staticmethod
-    def _rollup(conn: Connection, period: str, start: datetime.date, fields: dict[str, int]) -> None:
+    def _rollup(conn: _Connection, period: str, start: datetime.date, fields: dict[str, int]) -> None:
         """Recompute one bucket. A month's reporters are its largest weekly count (ids change every week)."""
         first, end = epoch_day(start), epoch_day(_period_end(period, start))
         conn.execute("SET LOCAL work_mem = '64MB'")

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 PUBLIC_FORMAT = 1
-T = TypeVar("T")
+_T = TypeVar("_T")
 #: The published tables and their columns after ``app`` and ``period``, in order.
 PUBLIC_TABLES = {
     "installs": ("start", "level", "reporters", "new_installs"),
@@ -331,7 +331,7 @@ def _ledger_values(row: LedgerRow) -> tuple[object, ...]:
     return (*values[:1], row.released_at.astimezone(datetime.timezone.utc).isoformat(), *values[2:])
 
 
-class PublicationCache(Generic[T]):
+class PublicationCache(Generic[_T]):
     """What was computed from the current publication of a store, by key, forgotten when a new one appears.
 
     Published data changes only when it is published again, so whatever a public route renders from it can be
@@ -343,9 +343,9 @@ class PublicationCache(Generic[T]):
         self.limit = limit
         self._lock = threading.Lock()
         self._version: tuple[int, int, int] | None = None
-        self._entries: dict[str, T] = {}
+        self._entries: dict[str, _T] = {}
 
-    def get(self, key: str, compute: Callable[[], T]) -> T:
+    def get(self, key: str, compute: Callable[[], _T]) -> _T:
         """The value kept for ``key`` in the current publication, computed (and kept) if there is none."""
         version = self.store.version()
         with self._lock:

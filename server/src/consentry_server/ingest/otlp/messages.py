@@ -29,13 +29,13 @@ __all__ = ["JSON", "PROTOBUF", "decode_request", "encode_message", "request_medi
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 #: Deepest nesting decoded (OTLP's own messages nest about ten deep; the rest is attribute values in values).
-MAX_DEPTH = 64
+_MAX_DEPTH = 64
 #: Fields that hold trace and span ids (spans, links, exemplars), in both of JSON's spellings.
 _IDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 #: gRPC status codes for the HTTP statuses this receiver answers with.
 _GRPC_CODES = {400: 3, 404: 5, 413: 8, 415: 3, 429: 8, 503: 14}
 
-M = TypeVar("M", bound=Message)
+_M = TypeVar("_M", bound=Message)
 
 
 def _status_class() -> Callable[..., Message]:
@@ -133,7 +133,7 @@ def _repeated(field: FieldDescriptor) -> bool:
         return bool(field.label == FieldDescriptor.LABEL_REPEATED)  # type: ignore[attr-defined]
 
 
-def decode_request(data: bytes, media: str, message: M) -> M:
+def decode_request(data: bytes, media: str, message: _M) -> _M:
     """Decode ``data`` into ``message`` (an empty request message); 400 ``invalid_otlp`` if it is not one."""
     try:
         if media == PROTOBUF:
@@ -142,7 +142,7 @@ def decode_request(data: bytes, media: str, message: M) -> M:
             document = _without_ids(json.loads(data.decode("utf-8")))
             checked = _object(document)
             _check_messages(checked, message.DESCRIPTOR)
-            json_format.ParseDict(checked, message, ignore_unknown_fields=True, max_recursion_depth=MAX_DEPTH)
+            json_format.ParseDict(checked, message, ignore_unknown_fields=True, max_recursion_depth=_MAX_DEPTH)
     except (DecodeError, json_format.ParseError, ValueError, RecursionError, TypeError) as error:
         what = "protobuf" if media == PROTOBUF else "OTLP/JSON"
         raise Rejection(400, "invalid_otlp", "", f"the body is not a valid {what} export request: {error}") from None

@@ -59,7 +59,7 @@ from consentry_server.ingest.validate import Rejection
 __all__ = ["PATHS", "Receiver", "Signal", "routes"]
 
 
-Lookup = Callable[[str], Catalog | None]
+_Lookup = Callable[[str], Catalog | None]
 
 
 def _trace_response(rejected: int, message: str) -> Message:
@@ -82,7 +82,7 @@ class Signal:
 
     path: str
     request: Callable[[], Message]
-    mapping: Callable[[Any, Lookup, DayWindow, Tally], None]
+    mapping: Callable[[Any, _Lookup, DayWindow, Tally], None]
     response: Callable[[int, str], Message]
 
     def answer(self, tally: Tally, media: str) -> Response:
@@ -90,10 +90,10 @@ class Signal:
         return Response(encode_message(self.response(tally.rejected, tally.summary()), media), media_type=media)
 
 
-TRACES = Signal("/v1/traces", ExportTraceServiceRequest, map_spans, _trace_response)
-METRICS = Signal("/v1/metrics", ExportMetricsServiceRequest, map_metrics, _metrics_response)
+_TRACES = Signal("/v1/traces", ExportTraceServiceRequest, map_spans, _trace_response)
+_METRICS = Signal("/v1/metrics", ExportMetricsServiceRequest, map_metrics, _metrics_response)
 #: The paths of the OTLP/HTTP receiver.
-PATHS = (TRACES.path, METRICS.path)
+PATHS = (_TRACES.path, _METRICS.path)
 
 
 @dataclass
@@ -106,11 +106,11 @@ class Receiver:
 
     async def traces(self, request: Request) -> Response:
         """``POST /v1/traces``."""
-        return await self._export(request, TRACES)
+        return await self._export(request, _TRACES)
 
     async def metrics(self, request: Request) -> Response:
         """``POST /v1/metrics``."""
-        return await self._export(request, METRICS)
+        return await self._export(request, _METRICS)
 
     async def _export(self, request: Request, signal: Signal) -> Response:
         content_type = request.headers.get("content-type")
@@ -178,6 +178,6 @@ def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """The routes of the OTLP/HTTP receiver, to add to the application's."""
     receiver = Receiver(ingest, registry)
     return [
-        Route(TRACES.path, receiver.traces, methods=["POST"]),
-        Route(METRICS.path, receiver.metrics, methods=["POST"]),
+        Route(_TRACES.path, receiver.traces, methods=["POST"]),
+        Route(_METRICS.path, receiver.metrics, methods=["POST"]),
     ]

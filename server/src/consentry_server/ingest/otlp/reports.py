@@ -2,8 +2,8 @@
 
 OTLP carries no reporter id. Each source of an export gets a fresh random one (``secrets.token_hex(16)``) with
 ``first_report`` false, so each export counts as one reporter on each day it covers: applications fed over OTLP
-are counted in runs (exports), not installs. Reports follow the client's rules (:func:`consentry.reports
-.build_reports`): the levels are those up to the highest one the day's commands and events belong to; the
+are counted in runs (exports), not installs. Reports follow the client's rules (those of
+its report builder): the levels are those up to the highest one the day's commands and events belong to; the
 lowest always reports, with the system fields it collects, and a higher one only when it has something to say.
 
 Each report is validated against the manifest and encoded (:func:`~consentry_server.ingest.validate.encode_checked`,

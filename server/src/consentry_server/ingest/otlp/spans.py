@@ -8,7 +8,7 @@ status gives the exit status (0 for OK and UNSET, 1 for ERROR, or ``process.exit
 the span carries one from 0 to 255), an ``exception`` event gives the exception's class name (never its
 message or stack trace). Span attributes named like a parameter the manifest declares for the command
 (``format``, or ``params.format`` as StripePy sends them) become its parameters, through the same allow-list
-as native spans (:func:`consentry.spans.command_key`): a boolean is ``"true"`` or ``"false"`` where the
+as native spans (:func:`consentry.wire.bins.command_key`): a boolean is ``"true"`` or ``"false"`` where the
 manifest allows that value. Every other attribute is dropped and counted. Trace and span ids, links, other
 events and the status message are never read.
 """
@@ -24,7 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from consentry.manifest import CommandSpec, Manifest
-from consentry.spans import command_key
+from consentry.wire.bins import command_key
 from consentry.wire.schema import EXCEPTION_NAME
 from consentry_server.ingest.catalog import Catalog
 from consentry_server.ingest.otlp.resource import attribute_map, describe_resource

@@ -57,8 +57,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from consentry.manifest import CommandSpec
-from consentry.spans import duration_bucket
 from consentry.wire import Command, Report
+from consentry.wire.bins import duration_bucket
 from consentry.wire.schema import APP_NAME, UNKNOWN_DURATION, VERSION
 from consentry_server.ingest.catalog import Catalog
 from consentry_server.ingest.manifests import Registry
@@ -114,8 +114,8 @@ _ROUTE = "/dfx/v1/commands"
 
 #: Reasons counted (per application, ``GET /admin/v1/stats``) for parameters and values the manifest does not
 #: allow; the record itself is kept.
-PARAM_DROPPED = "param_not_in_manifest"
-VALUE_DROPPED = "param_value_not_allowed"
+_PARAM_DROPPED = "param_not_in_manifest"
+_VALUE_DROPPED = "param_value_not_allowed"
 
 
 @dataclass(frozen=True)
@@ -294,10 +294,10 @@ def _params(spec: CommandSpec, record: Record, drops: Drops, field: str) -> dict
     for name, value in sent.items():
         if name not in spec.params:
             message = f"{name[:64]!r} is not a parameter of {spec.name!r} in the manifest"
-            drops.add(record.tool, Dropped(PARAM_DROPPED, f"{field}.parameters", message))
+            drops.add(record.tool, Dropped(_PARAM_DROPPED, f"{field}.parameters", message))
         elif value is not None and value not in spec.params[name]:
             message = f"{value[:64]!r} is not an allowed value of {name!r}: stored as given"
-            drops.add(record.tool, Dropped(VALUE_DROPPED, f"{field}.parameters", message))
+            drops.add(record.tool, Dropped(_VALUE_DROPPED, f"{field}.parameters", message))
     params: dict[str, str | bool] = {}
     for name, allowed in spec.params.items():
         value = sent.get(name)
@@ -319,8 +319,8 @@ def _command_run(line: Line, catalog: Catalog, window: DayWindow) -> tuple[Recor
     return record, spec, window.check(day, f"{line.field}.week")
 
 
-Group = tuple[str, str, str]  # tool, batch, version: one reporter
-Run = tuple[datetime.date, str, tuple[tuple[str, str | bool], ...], str, int]  # a Command's key without its count
+_Group = tuple[str, str, str]  # tool, batch, version: one reporter
+_Run = tuple[datetime.date, str, tuple[tuple[str, str | bool], ...], str, int]  # a Command's key without its count
 
 
 def to_reports(
@@ -335,8 +335,8 @@ def to_reports(
     would refuse is dropped (into :attr:`Mapped.drops`); a tool that is not registered refuses the request.
     """
     mapped = Mapped([], {})
-    runs: dict[tuple[Group, str], collections.Counter[Run]] = collections.defaultdict(collections.Counter)
-    platforms: dict[tuple[Group, str], str] = {}
+    runs: dict[tuple[_Group, str], collections.Counter[_Run]] = collections.defaultdict(collections.Counter)
+    platforms: dict[tuple[_Group, str], str] = {}
     for line in lines:
         catalog = mapped.catalogs.get(line.tool)
         if catalog is None and APP_NAME.regex.fullmatch(line.tool):
@@ -384,7 +384,7 @@ def to_reports(
 
 
 @dataclass
-class DfxCommands:
+class _DfxCommands:
     """``POST /dfx/v1/commands``: any content type or none, gzip or not."""
 
     ingest: Ingest
@@ -426,4 +426,4 @@ class DfxCommands:
 
 def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """``POST /dfx/v1/commands``."""
-    return [Route(_ROUTE, DfxCommands(ingest, registry).endpoint, methods=["POST"])]
+    return [Route(_ROUTE, _DfxCommands(ingest, registry).endpoint, methods=["POST"])]

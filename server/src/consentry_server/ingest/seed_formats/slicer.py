@@ -1,6 +1,6 @@
 """3D Slicer's Telemetry extension: ``POST /telemetry`` and ``GET /telemetry`` (and ``/telemetry/{app}``).
 
-The extension (``Slicer/SlicerTelemetry``, ``Telemetry/Telemetry.py``) keeps one CSV row per (component, event,
+The extension (``Slicer/_SlicerTelemetry``, ``Telemetry/Telemetry.py``) keeps one CSV row per (component, event,
 day) and uploads the rows as they are, read back with :class:`csv.DictReader`::
 
     [{"component": "SegmentEditor", "event": "effect/threshold", "day": "2026-03-02", "times": "3"}, ...]
@@ -287,10 +287,10 @@ def parse_query(
     return version, entries
 
 
-Target = tuple[str, str | None, str]  # level, plugin (None: the application's own event), event name
+_Target = tuple[str, str | None, str]  # level, plugin (None: the application's own event), event name
 
 
-def _target(entry: Entry, field: str, catalog: Catalog) -> Target:
+def _target(entry: Entry, field: str, catalog: Catalog) -> _Target:
     """Where ``logUsageEvent(component, event)`` lands in the manifests, or :class:`Dropped` if it is not declared."""
     manifest = catalog.latest
     name = f"{entry.component}/{entry.event}"
@@ -326,7 +326,7 @@ def to_reports(
     day's total past the largest count, is dropped into ``drops``. Rows of the same (component, event, day) are
     summed; rows of zero times are left out, as native reports leave out zero counts.
     """
-    totals: dict[Target, collections.Counter[datetime.date]] = collections.defaultdict(collections.Counter)
+    totals: dict[_Target, collections.Counter[datetime.date]] = collections.defaultdict(collections.Counter)
     for field, entry in entries:
         try:
             window.check(entry.day, f"{field}.day")
@@ -367,7 +367,7 @@ def to_reports(
 
 
 @dataclass
-class SlicerTelemetry:
+class _SlicerTelemetry:
     """The routes of the Telemetry extension's uploads, and of the thread's query-string form."""
 
     ingest: Ingest
@@ -461,7 +461,7 @@ class SlicerTelemetry:
 
 def routes(ingest: Ingest, registry: Registry) -> list[Route]:
     """``POST`` and ``GET`` ``/telemetry`` and ``/telemetry/{app}``."""
-    handler = SlicerTelemetry(ingest, registry)
+    handler = _SlicerTelemetry(ingest, registry)
     return [
         Route(_ROUTE, handler.default, methods=["GET", "POST"]),
         Route(_ROUTE + "/{app}", handler.named, methods=["GET", "POST"]),

@@ -22,7 +22,7 @@ from consentry_server.storage.rows import FIRST_REPORT_UNKNOWN
 __all__ = ["Distribution", "Feature", "Level", "Methods", "ReportFigures", "Week", "collect"]
 
 #: How many features the report lists.
-TOP_FEATURES = 10
+_TOP_FEATURES = 10
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _features(
             )
         )
     features.sort(key=lambda feature: (-feature.peak_installs, -feature.total, feature.name))
-    return features[:TOP_FEATURES]
+    return features[:_TOP_FEATURES]
 
 
 def _list_of_dicts(value: object) -> list[dict[str, object]]:

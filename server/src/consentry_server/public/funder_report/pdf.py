@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CHROMIUM_VARIABLE = "CONSENTRY_CHROMIUM"
+_CHROMIUM_VARIABLE = "CONSENTRY_CHROMIUM"
 _CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
 
@@ -34,7 +34,7 @@ class PdfError(RuntimeError):
 
 def find_chromium() -> str | None:
     """The Chromium to print with: ``$CONSENTRY_CHROMIUM``, else a system Chromium, else ``None``."""
-    named = os.environ.get(CHROMIUM_VARIABLE)
+    named = os.environ.get(_CHROMIUM_VARIABLE)
     if named:
         return named if Path(named).is_file() else None
     for candidate in ("chromium", "chromium-browser"):
@@ -53,7 +53,7 @@ def write_pdf(html: str, destination: Path) -> None:
     chromium = find_chromium()
     if chromium is None:
         raise PdfError(
-            f"--pdf needs Chromium: install it (Debian: apt install chromium) or set {CHROMIUM_VARIABLE} to its path"
+            f"--pdf needs Chromium: install it (Debian: apt install chromium) or set {_CHROMIUM_VARIABLE} to its path"
         )
     try:
         with sync_playwright() as driver:
