@@ -225,6 +225,8 @@ def test_a_tool_without_consent_imports_only_the_quick_path(tmp_path, home, tool
         "consentry._lazy",
         "consentry._consent",  # the private packages' __init__ modules: a docstring each
         "consentry._consent.quick",
+        "consentry._local",
+        "consentry._local.paths",  # the names of the files, without pathlib or dataclasses
         "consentry._where",  # a relative manifest path found from the calling package: os and sys only
         "consentry._cli_tool",
         "consentry._cli_tool.wrap",

@@ -182,8 +182,8 @@ class OtelTransport:
     def send(self, request: Request) -> Response:
         """Send ``request`` through the inner transport; once accepted, export the report it carried."""
         if self.inner is None:
-            from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
             from consentry._send.upload import USER_AGENT  # noqa: PLC0415
+            from consentry.transport import HttpTransport  # noqa: PLC0415 - see the imports
 
             self.inner = HttpTransport(user_agent=USER_AGENT)
         response = self.inner.send(request)

@@ -217,9 +217,11 @@ def certainly_off(
     switch = own_switch(name, env)
     if switch is not None:
         return f"disabled: {switch}"
+    from consentry._local.paths import APPS_FOLDER, CONSENT_FILE  # noqa: PLC0415 - paths imports this module
+
     root = os.fspath(home) if home is not None else _home(env)
     try:
-        with open(os.path.join(root, "apps", name, "consent.json"), "rb") as file:  # noqa: PTH118, PTH123
+        with open(os.path.join(root, APPS_FOLDER, name, CONSENT_FILE), "rb") as file:  # noqa: PTH118, PTH123
             raw = file.read(_PEEK_LIMIT)
     except FileNotFoundError:
         return None if asking else "telemetry is off (not asked yet)"

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from consentry._consent.quick import CI_VARIABLES, app_variable_prefix, ci_variable, is_true, own_switch
 from consentry._local.files import MAX_STATE_BYTES, read_json
-from consentry._local.paths import Paths
+from consentry._local.paths import POLICY_VARIABLE, Paths, policy_file
 
 __all__ = ["CI_VARIABLES", "POLICY_VARIABLE", "Switches", "app_variable_prefix", "read_switches"]
-
-POLICY_VARIABLE = "CONSENTRY_POLICY_FILE"
 
 
 @dataclass(frozen=True)
@@ -46,17 +43,6 @@ class Switches:
     force_local: bool = False
     ci: str | None = None
     policy_file: str | None = None
-
-
-def _policy_path(environ: Mapping[str, str]) -> Path:
-    override = environ.get(POLICY_VARIABLE, "").strip()
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(environ.get("PROGRAMDATA", r"C:\ProgramData")) / "consentry" / "policy.json"
-    if sys.platform == "darwin":
-        return Path("/Library/Application Support/consentry/policy.json")
-    return Path("/etc/consentry/policy.json")
 
 
 def _read_policy(path: Path) -> dict[str, object] | None:
@@ -83,7 +69,7 @@ def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = No
 
     max_levels: list[str] = []
     force_local = False
-    policy_path = _policy_path(env)
+    policy_path = policy_file(env)
     policy = _read_policy(policy_path)
     if policy is not None:
         apps = policy.get("apps")
@@ -98,5 +84,5 @@ def read_switches(app: str, paths: Paths, environ: Mapping[str, str] | None = No
             force_local = force_local or scope.get("mode") == "local"
 
     ci = ci_variable(env)
-    policy_file = str(policy_path) if policy is not None else None
-    return Switches(disabled, tuple(max_levels), force_local, ci, policy_file)
+    used_policy = str(policy_path) if policy is not None else None
+    return Switches(disabled, tuple(max_levels), force_local, ci, used_policy)

@@ -1,4 +1,4 @@
-"""Where Consentry keeps its files: one value object, which never touches the disk itself.
+"""Where Consentry keeps its files: the one place that spells their names; never touches the disk itself.
 
 Layout under the home directory (``CONSENTRY_HOME``, or the platform's user configuration directory)::
 
@@ -19,117 +19,180 @@ Layout under the home directory (``CONSENTRY_HOME``, or the platform's user conf
     apps/<app>/uploader.started   when the last detached uploader was started
     apps/<app>/startup.cache      what a start with consent would otherwise work out again: the validated
                                   manifest and the application's version (see consentry._local.startup_cache)
+
+The system-wide administrator file is ``CONSENTRY_POLICY_FILE``, else :func:`policy_file`'s platform location.
+Importing this module is cheap (no pathlib, no dataclasses): the quick check that telemetry is off reads
+:data:`CONSENT_FILE` of :data:`APPS_FOLDER` before anything else is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+import sys
 
 from consentry._consent.quick import HOME_VARIABLE, default_home
 
-__all__ = ["HOME_VARIABLE", "AppPaths", "Paths", "default_home"]
+TYPE_CHECKING = False  # not imported from typing: this module must stay cheap to import (see pyproject.toml)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+__all__ = [
+    "APPS_FOLDER",
+    "CONSENT_FILE",
+    "HOME_VARIABLE",
+    "POLICY_VARIABLE",
+    "AppPaths",
+    "Paths",
+    "default_home",
+    "policy_file",
+]
+
+APPS_FOLDER = "apps"
+CONSENT_FILE = "consent.json"
+SETTINGS_FILE = "settings.json"
+POLICY_FILE = "policy.json"
+#: The environment variable naming the system-wide policy file instead of the platform's location.
+POLICY_VARIABLE = "CONSENTRY_POLICY_FILE"
 
 
-@dataclass(frozen=True)
-class AppPaths:
+class _Location:
+    """A value object of one path (hashable, compared by value), without importing dataclasses."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._path == self._path
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._path))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path!r})"
+
+
+class AppPaths(_Location):
     """The files of one application."""
 
-    root: Path
+    __slots__ = ()
+
+    @property
+    def root(self) -> Path:
+        """The application's folder."""
+        return self._path
 
     @property
     def consent(self) -> Path:
-        """The user's answer for this application."""
-        return self.root / "consent.json"
+        """The user's answer."""
+        return self._path / CONSENT_FILE
 
     @property
     def manifest(self) -> Path:
         """The manifest the answer was given for."""
-        return self.root / "manifest.json"
+        return self._path / "manifest.json"
 
     @property
     def secret(self) -> Path:
-        """The random key behind the weekly reporter id."""
-        return self.root / "secret"
+        """The random key of the weekly reporter id."""
+        return self._path / "secret"
 
     @property
     def journal(self) -> Path:
-        """Counts flushed but not yet merged into the store, one file per flush."""
-        return self.root / "journal"
+        """Flushed counts not yet merged into the store."""
+        return self._path / "journal"
 
     @property
     def store(self) -> Path:
-        """Counts per day, not yet reported."""
-        return self.root / "store.sqlite3"
+        """The local store of counts per day."""
+        return self._path / "store.sqlite3"
 
     @property
     def state(self) -> Path:
-        """Bookkeeping: first report, last upload, drop counters."""
-        return self.root / "state.json"
+        """The small bookkeeping file."""
+        return self._path / "state.json"
 
     @property
     def state_lock(self) -> Path:
-        """Held while ``state.json`` is read and rewritten."""
-        return self.root / "state.lock"
+        """Held while ``state.json`` is changed."""
+        return self._path / "state.lock"
 
     @property
     def uploader_started(self) -> Path:
-        """Touched (under ``outbox.lock``) when a detached uploader is started: at most one an hour."""
-        return self.root / "uploader.started"
+        """When the last detached uploader was started."""
+        return self._path / "uploader.started"
 
     @property
     def outbox_lock(self) -> Path:
-        """Held while reports are built or sent, so that no two processes do it at once."""
-        return self.root / "outbox.lock"
+        """Held while reports are built or sent."""
+        return self._path / "outbox.lock"
 
     @property
     def pending(self) -> Path:
         """Reports waiting to be sent."""
-        return self.root / "pending"
+        return self._path / "pending"
 
     @property
     def partial(self) -> Path:
-        """Today's partial reports, built on demand for an author checking an integration; never queued."""
-        return self.root / "partial"
+        """Today's reports so far (``--today``)."""
+        return self._path / "partial"
 
     @property
     def quarantine(self) -> Path:
-        """Pending files that could not be read back as reports, set aside unsent."""
-        return self.root / "quarantine"
+        """Pending files that turned out unreadable."""
+        return self._path / "quarantine"
 
     @property
     def history(self) -> Path:
-        """The local log of uploads."""
-        return self.root / "history.jsonl"
+        """Every upload."""
+        return self._path / "history.jsonl"
 
     @property
     def startup_cache(self) -> Path:
-        """The validated manifest and the application's version, kept for the next start."""
-        return self.root / "startup.cache"
+        """What a start with consent would otherwise work out again."""
+        return self._path / "startup.cache"
 
 
-@dataclass(frozen=True)
-class Paths:
-    """The Consentry home and the layout below it."""
+class Paths(_Location):
+    """The Consentry home of one user."""
 
-    home: Path
+    __slots__ = ()
+
+    @property
+    def home(self) -> Path:
+        """The home folder."""
+        return self._path
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Paths:
-        """Paths rooted at :func:`default_home`."""
+        """The home named by ``CONSENTRY_HOME``, else the platform's user configuration directory."""
         return cls(default_home(environ))
 
     @property
     def settings(self) -> Path:
-        """User-wide settings that apply to every application."""
-        return self.home / "settings.json"
+        """User-wide settings."""
+        return self._path / SETTINGS_FILE
 
     @property
     def apps(self) -> Path:
-        """The folder holding one folder per application."""
-        return self.home / "apps"
+        """The folder of every application's files."""
+        return self._path / APPS_FOLDER
 
     def app(self, name: str) -> AppPaths:
-        """The files of application ``name`` (a validated application name, so it is a safe file name)."""
+        """The files of application ``name``."""
         return AppPaths(self.apps / name)
+
+
+def policy_file(environ: Mapping[str, str]) -> Path:
+    """The system-wide administrator file: ``CONSENTRY_POLICY_FILE`` if set, else the platform's location."""
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
+    override = environ.get(POLICY_VARIABLE, "").strip()
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(environ.get("PROGRAMDATA", r"C:\ProgramData")) / "consentry" / POLICY_FILE
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/consentry") / POLICY_FILE
+    return Path("/etc/consentry") / POLICY_FILE

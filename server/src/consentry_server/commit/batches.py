@@ -22,10 +22,10 @@ logger = logging.getLogger("consentry_server")
 #: Reports stored in one transaction at most.
 MAX_BATCH = 512
 
-Item = TypeVar("Item")
+_Item = TypeVar("_Item")
 
 
-def take(get: Callable[[], Item], get_nowait: Callable[[], Item], limit: int = MAX_BATCH) -> list[Item]:
+def take(get: Callable[[], _Item], get_nowait: Callable[[], _Item], limit: int = MAX_BATCH) -> list[_Item]:
     """The next item (waiting for it), and every item already queued after it, up to ``limit`` in all."""
     items = [get()]
     while len(items) < limit:
