@@ -19,7 +19,7 @@ import consentry
 import consentry.wire
 from consentry._local.bookkeeping import load_state
 from consentry._local.session import AppSession
-from consentry._send.today import send_partial
+from consentry._send.today import send_partial, today_reports
 from consentry.cli import ExitCode
 from consentry.testing import FixedClock
 from consentry.transport import HttpTransport
@@ -212,7 +212,7 @@ def test_a_partial_report_of_a_day_that_has_ended_is_never_sent(author, server):
     manifest = consentry.load_manifest(path)
     today = datetime.date.today()  # noqa: DTZ011 - the user's day
     evening = FixedClock(datetime.datetime.combine(today, datetime.time(23, 59), datetime.UTC))
-    built = AppSession.open(manifest, home=home, environ=env, clock=evening).today_reports()
+    built = today_reports(AppSession.open(manifest, home=home, environ=env, clock=evening))
     assert len(built.reports) == 2
     midnight = FixedClock(datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time(0), datetime.UTC))
     late = AppSession.open(manifest, home=home, environ=env, clock=midnight)

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from consentry._local.paths import APPS_FOLDER, CONSENT_FILE, home_folder
+
 TYPE_CHECKING = False  # not imported from typing: this module must stay cheap to import (see pyproject.toml)
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,11 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CI_VARIABLES",
-    "HOME_VARIABLE",
     "app_variable_prefix",
     "certainly_off",
     "ci_variable",
-    "default_home",
     "is_app_name",
     "is_true",
     "opt_out_variables",
@@ -37,7 +37,6 @@ __all__ = [
     "peek_toml_name",
 ]
 
-HOME_VARIABLE = "CONSENTRY_HOME"
 #: Variables that CI services set; any of them set (and not false) means "running in CI".
 CI_VARIABLES = (
     "CI",
@@ -99,26 +98,6 @@ def own_switch(app: str, environ: Mapping[str, str]) -> str | None:
     if f"{prefix}_NO_TELEMETRY" in environ:
         return f"{prefix}_NO_TELEMETRY is set"
     return None
-
-
-def _home(environ: Mapping[str, str]) -> str:
-    override = environ.get(HOME_VARIABLE, "").strip()
-    if override:
-        return os.path.expanduser(override)  # noqa: PTH111 - os.path: pathlib costs more to import than this module
-    user = os.path.expanduser("~")  # noqa: PTH111
-    if sys.platform == "win32":
-        return os.path.join(environ.get("APPDATA") or os.path.join(user, "AppData", "Roaming"), "consentry")  # noqa: PTH118
-    if sys.platform == "darwin":
-        return os.path.join(user, "Library", "Application Support", "consentry")  # noqa: PTH118
-    base = environ.get("XDG_CONFIG_HOME", "").strip()
-    return os.path.join(base if os.path.isabs(base) else os.path.join(user, ".config"), "consentry")  # noqa: PTH117, PTH118
-
-
-def default_home(environ: Mapping[str, str] | None = None) -> Path:
-    """The Consentry home: ``CONSENTRY_HOME`` if set, else the platform's user configuration directory."""
-    from pathlib import Path  # noqa: PLC0415 - see the imports
-
-    return Path(_home(os.environ if environ is None else environ))
 
 
 def _is_app_header(line: str) -> bool:
@@ -217,9 +196,7 @@ def certainly_off(
     switch = own_switch(name, env)
     if switch is not None:
         return f"disabled: {switch}"
-    from consentry._local.paths import APPS_FOLDER, CONSENT_FILE  # noqa: PLC0415 - paths imports this module
-
-    root = os.fspath(home) if home is not None else _home(env)
+    root = os.fspath(home) if home is not None else home_folder(env)
     try:
         with open(os.path.join(root, APPS_FOLDER, name, CONSENT_FILE), "rb") as file:  # noqa: PTH118, PTH123
             raw = file.read(_PEEK_LIMIT)

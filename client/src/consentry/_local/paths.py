@@ -27,9 +27,8 @@ Importing this module is cheap (no pathlib, no dataclasses): the quick check tha
 
 from __future__ import annotations
 
+import os
 import sys
-
-from consentry._consent.quick import HOME_VARIABLE, default_home
 
 TYPE_CHECKING = False  # not imported from typing: this module must stay cheap to import (see pyproject.toml)
 if TYPE_CHECKING:
@@ -44,6 +43,7 @@ __all__ = [
     "AppPaths",
     "Paths",
     "default_home",
+    "home_folder",
     "policy_file",
 ]
 
@@ -51,8 +51,30 @@ APPS_FOLDER = "apps"
 CONSENT_FILE = "consent.json"
 SETTINGS_FILE = "settings.json"
 POLICY_FILE = "policy.json"
+HOME_VARIABLE = "CONSENTRY_HOME"
 #: The environment variable naming the system-wide policy file instead of the platform's location.
 POLICY_VARIABLE = "CONSENTRY_POLICY_FILE"
+
+
+def home_folder(environ: Mapping[str, str]) -> str:
+    """The Consentry home as text: ``CONSENTRY_HOME`` if set, else the platform's user configuration folder."""
+    override = environ.get(HOME_VARIABLE, "").strip()
+    if override:
+        return os.path.expanduser(override)  # noqa: PTH111 - os.path: pathlib costs more to import than this module
+    user = os.path.expanduser("~")  # noqa: PTH111
+    if sys.platform == "win32":
+        return os.path.join(environ.get("APPDATA") or os.path.join(user, "AppData", "Roaming"), "consentry")  # noqa: PTH118
+    if sys.platform == "darwin":
+        return os.path.join(user, "Library", "Application Support", "consentry")  # noqa: PTH118
+    base = environ.get("XDG_CONFIG_HOME", "").strip()
+    return os.path.join(base if os.path.isabs(base) else os.path.join(user, ".config"), "consentry")  # noqa: PTH117, PTH118
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The Consentry home: ``CONSENTRY_HOME`` if set, else the platform's user configuration directory."""
+    from pathlib import Path  # noqa: PLC0415 - see the imports
+
+    return Path(home_folder(os.environ if environ is None else environ))
 
 
 class _Location:

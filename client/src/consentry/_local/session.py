@@ -26,7 +26,6 @@ from consentry.manifest import Manifest
 if TYPE_CHECKING:
     from consentry._local.counts import Store
     from consentry._send.outbox import Outbox
-    from consentry._send.today import TodayResult
     from consentry._send.upload import UploadResult
     from consentry.transport import Transport
 
@@ -189,9 +188,10 @@ class AppSession:
         if not self.decision.record:
             return []
         with exclusive(self.paths.outbox_lock) as held:
-            return self._prepare_reports() if held else []
+            return self.prepare_reports_locked() if held else []
 
-    def _prepare_reports(self) -> list[Path]:
+    def prepare_reports_locked(self) -> list[Path]:
+        """:meth:`prepare_reports`, by a caller that holds the outbox lock."""
         from consentry._local.bookkeeping import load_secret, load_state, update_state  # noqa: PLC0415
         from consentry._send.reports import build_reports, reporter_id  # noqa: PLC0415 - see the imports
 
@@ -240,31 +240,6 @@ class AppSession:
             force=force,
             recheck=self.current_decision,
         )
-
-    def today_reports(
-        self, transport: Transport | None = None, *, send: bool = False, budget: float = 30.0
-    ) -> TodayResult:
-        """Build today's partial reports (and, with ``send``, send them once): see :mod:`consentry._send.today`.
-
-        Under the outbox lock, after the completed days have been built; ``busy`` when another process holds it.
-        Nothing is built when the answer does not record. Raises ``OSError`` or ``StoreError``.
-        """
-        from consentry._local.files import exclusive  # noqa: PLC0415 - see the imports
-        from consentry._send.today import TodayResult, build_partial, send_partial  # noqa: PLC0415
-        from consentry.transport import HttpTransport  # noqa: PLC0415
-
-        result = TodayResult(self.clock.today(), self.clock.now())
-        if not self.decision.record:
-            return result
-        with exclusive(self.paths.outbox_lock) as held:
-            if not held:
-                result.busy = True
-                return result
-            self._prepare_reports()
-            result.reports = build_partial(self)
-            if send:
-                send_partial(self, result, transport or HttpTransport(), budget=budget)
-        return result
 
     def current_decision(self) -> Decision:
         """What is allowed now, from the answer and the switches as they are now (not when the session opened)."""

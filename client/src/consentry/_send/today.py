@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consentry._local.bookkeeping import load_secret, load_state, update_state
-from consentry._local.files import make_private_dir, write_atomic
+from consentry._local.files import exclusive, make_private_dir, write_atomic
 from consentry._send.outbox import HistoryEntry
 from consentry._send.reports import build_reports, reporter_id
 from consentry._send.upload import USER_AGENT, is_configuration_refusal, refusal_reason
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from consentry._local.session import AppSession
     from consentry.transport import Transport
 
-__all__ = ["PartialReport", "TodayResult", "build_partial", "send_partial"]
+__all__ = ["PartialReport", "TodayResult", "build_partial", "send_partial", "today_reports"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,30 @@ def send_partial(session: AppSession, result: TodayResult, transport: Transport,
             update_state(session.paths, lambda state: replace(state, sent_ever=True))  # for `consentry disable`
     finally:
         outbox.clear_partial()
+
+
+def today_reports(
+    session: AppSession, transport: Transport | None = None, *, send: bool = False, budget: float = 30.0
+) -> TodayResult:
+    """Build today's partial reports of ``session`` (and, with ``send``, send them once).
+
+    Under the outbox lock, after the completed days have been built; ``busy`` when another process holds it.
+    Nothing is built when the answer does not record. Raises ``OSError`` or ``StoreError``.
+    """
+    from consentry.transport import HttpTransport  # noqa: PLC0415 - only a send needs it
+
+    result = TodayResult(session.clock.today(), session.clock.now())
+    if not session.decision.record:
+        return result
+    with exclusive(session.paths.outbox_lock) as held:
+        if not held:
+            result.busy = True
+            return result
+        session.prepare_reports_locked()
+        result.reports = build_partial(session)
+        if send:
+            send_partial(session, result, transport or HttpTransport(), budget=budget)
+    return result
 
 
 def _waits_because(ask_mode: bool) -> str:  # noqa: FBT001 - private

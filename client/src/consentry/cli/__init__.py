@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from consentry.cli import commands, verify
-from consentry.cli.exit_codes import ExitCode
+from consentry.cli.failures import ExitCode
 
 __all__ = ["ExitCode", "build_parser", "main"]
 

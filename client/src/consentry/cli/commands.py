@@ -24,27 +24,18 @@ from consentry._local.session import AppSession, purge_files
 from consentry._send.deletion import request_deletion
 from consentry._send.outbox import HistoryEntry, PendingReport, UnreadableReportError
 from consentry._send.reports import reporter_id
-from consentry._send.today import TodayResult
+from consentry._send.today import TodayResult, today_reports
 from consentry.cli.discover import UnknownAppError, find_manifest, known_apps, manifest_candidates
-from consentry.cli.exit_codes import ExitCode
+from consentry.cli.failures import CliError, ExitCode
 from consentry.manifest import NONE_LEVEL, ManifestError
 from consentry.transport import HttpTransport
 from consentry.wire.schema import APP_NAME
 
-__all__ = ["VERSION", "CliError", "indicator", "run"]
+__all__ = ["VERSION", "indicator", "run"]
 
 VERSION = __version__
 #: Where users report bugs.
 _ISSUES = "https://github.com/consentry/consentry/issues"
-
-
-class CliError(Exception):
-    """A failure to report to the user, with a hint and an exit code."""
-
-    def __init__(self, message: str, hint: str = "", code: ExitCode = ExitCode.ERROR) -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.code = code
 
 
 def _out(text: str = "") -> None:
@@ -424,7 +415,7 @@ _PARTIAL_NOTE = (
 
 
 def _today(session: AppSession, *, send: bool) -> TodayResult:
-    result = session.today_reports(send=send)
+    result = today_reports(session, send=send)
     if result.busy:
         raise CliError(
             "another process is building or sending reports of this application",

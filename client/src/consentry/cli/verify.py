@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consentry.cli.commands import CliError
-from consentry.cli.exit_codes import ExitCode
+from consentry.cli.failures import CliError, ExitCode
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001 - argparse's type for subcommands
