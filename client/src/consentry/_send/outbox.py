@@ -25,6 +25,7 @@ from pathlib import Path
 from consentry._local.files import make_private_dir, read_json, write_atomic, write_json
 from consentry._local.paths import AppPaths
 from consentry.wire import Report, WireError, decode, encode
+from consentry.wire.schema import MAX_REPORT_BYTES
 
 __all__ = ["HistoryEntry", "Outbox", "PendingReport", "UnreadableReportError"]
 
@@ -33,8 +34,6 @@ MAX_PENDING_FILES = 500
 MAX_PENDING_BYTES = 50 * 1024 * 1024
 MAX_AGE = datetime.timedelta(days=14)
 MAX_HISTORY_BYTES = 2 * 1024 * 1024
-#: A pending file larger than this is not a report of ours.
-MAX_REPORT_BYTES = 1024 * 1024
 
 
 class UnreadableReportError(ValueError):

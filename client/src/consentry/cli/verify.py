@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "verify_command"]
 
-_MAX_KEY_FILE_BYTES = 64 * 1024
 _KEY_HINT = (
     "give the key the server publishes at /api/v1/certificates/key (or `consentry-server certify --show-key`): "
     "its base64 text, its JSON document, or a file holding either"
@@ -41,14 +40,18 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _key(text: str) -> bytes:
-    from consentry.wire.certificates import BadKeyError, parse_public_key  # noqa: PLC0415 - only this command needs it
+    from consentry.wire.certificates import (  # noqa: PLC0415 - only this command needs it
+        MAX_KEY_FILE_BYTES,
+        BadKeyError,
+        parse_public_key,
+    )
 
     path = Path(text)
     source, what = text, "--key"
     try:
         if path.is_file():
             with path.open("rb") as file:
-                source, what = file.read(_MAX_KEY_FILE_BYTES + 1).decode("utf-8"), f"the key file {text}"
+                source, what = file.read(MAX_KEY_FILE_BYTES + 1).decode("utf-8"), f"the key file {text}"
     except (OSError, UnicodeDecodeError) as error:
         raise CliError(f"the key file {text} cannot be read: {error}", _KEY_HINT, ExitCode.UNREADABLE) from None
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "CERTIFICATE_FORMAT",
     "INSTALL_HINT",
     "MAX_CERTIFICATE_BYTES",
+    "MAX_KEY_FILE_BYTES",
     "BadKeyError",
     "CertificateError",
     "NotAuthenticError",
@@ -49,6 +50,8 @@ _KEY_BYTES = 32
 _SIGNATURE_BYTES = 64
 #: Certificates are a few kilobytes; anything much larger is not one.
 MAX_CERTIFICATE_BYTES = 1024 * 1024
+#: The largest key file read (a published key document is a few hundred bytes).
+MAX_KEY_FILE_BYTES = 64 * 1024
 #: DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): ``-----BEGIN PUBLIC KEY-----`` files are this + key.
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _REQUIRED = {"app": str, "period": dict, "figures": dict, "issued_at": str, "key_id": str}

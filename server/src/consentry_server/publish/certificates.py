@@ -38,6 +38,7 @@ from starlette.routing import Route
 from consentry.wire.certificates import (
     ALGORITHM,
     CERTIFICATE_FORMAT,
+    MAX_KEY_FILE_BYTES,
     BadKeyError,
     canonical_bytes,
     encode_key,
@@ -63,7 +64,6 @@ __all__ = [
 
 _KIND = "consentry usage certificate"
 _RAW_KEY_BYTES = 32
-_MAX_KEY_FILE_BYTES = 64 * 1024
 _PERIODS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(\d{4})"), "year"),
     (re.compile(r"(\d{4})-Q(\d)"), "quarter"),
@@ -145,7 +145,7 @@ def _public_file(path: Path) -> Path:
 
 def _read_private_key(path: Path) -> Ed25519PrivateKey:
     with path.open("rb") as file:
-        data = file.read(_MAX_KEY_FILE_BYTES + 1)
+        data = file.read(MAX_KEY_FILE_BYTES + 1)
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_private_key(data, password=None)
