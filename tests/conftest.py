@@ -21,6 +21,26 @@ from support.paths import NAPARI, SLICER, STRIPEPY
 # A real PostgreSQL server for the storage tests: postgres_server, postgres_url, fresh_postgres_url.
 pytest_plugins = ["support.postgres"]
 
+#: Set by tests/test_installed_wheels.py to the folder its wheels were installed into: the packages must come from
+#: there, never from the source tree.
+INSTALLED = "CONSENTRY_TESTS_INSTALLED"
+
+
+def pytest_sessionstart() -> None:
+    """Refuse to run "against the wheels" if the source tree's packages were imported instead."""
+    import os
+
+    installed = os.environ.get(INSTALLED)
+    if installed:
+        import consentry
+        import consentry_examples
+        import consentry_server
+
+        for package in (consentry, consentry_server, consentry_examples):
+            where = Path(package.__file__ or "").resolve()
+            if not where.is_relative_to(Path(installed).resolve()):
+                raise pytest.UsageError(f"{package.__name__} was imported from {where}, not from {installed}")
+
 
 class SwallowedErrors:
     """Collects the internal errors the client swallowed during a test that provokes them on purpose."""
