@@ -82,10 +82,6 @@ class AppState:
             state = state.with_drop(reason, n)
         return state
 
-    def is_first(self, day: datetime.date) -> bool:
-        """Whether reports of ``day`` are the install's first."""
-        return self.first_day is None or self.first_day == day
-
 
 def _time(value: object) -> datetime.datetime | None:
     if not isinstance(value, str):

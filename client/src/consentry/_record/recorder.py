@@ -26,7 +26,7 @@ from consentry._guard import guard, guarded, logger
 from consentry._local.bookkeeping import update_state
 from consentry._local.paths import AppPaths
 from consentry._record.journal import Batch, CounterKey, DayMeta, Journal
-from consentry._record.null import NullPluginRecorder, NullRecorder  # re-exported: they used to live here
+from consentry._record.null import NullPluginRecorder
 from consentry._record.spans import CommandSpan, data_key, exception_name
 from consentry._record.system import (
     bin_screen_scale,
@@ -40,7 +40,7 @@ from consentry.manifest import Manifest, PluginManifest
 from consentry.wire.bins import command_key
 from consentry.wire.schema import EXCEPTION_NAME, MAX_COUNT, OTHER, SYSTEM_FIELDS, VERSION
 
-__all__ = ["NullPluginRecorder", "NullRecorder", "PluginRecorder", "Recorder", "RecorderLike", "public_version"]
+__all__ = ["PluginRecorder", "Recorder", "RecorderLike", "public_version"]
 
 _RELEASE = re.compile(r"^[0-9]+(\.[0-9]+)*(\.post[0-9]+)?$")
 _ONE = 1  # compared by identity on the hot path: CPython shares the small integer 1, and True is not it

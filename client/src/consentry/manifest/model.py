@@ -152,10 +152,6 @@ class Manifest:
         """The level that carries ``feature`` (one of activity, exceptions, plugins, data), if any."""
         return next((level for level in self.levels if getattr(level, feature)), None)
 
-    def system_level(self, field_name: str) -> Level | None:
-        """The level that carries system field ``field_name``, if any."""
-        return next((level for level in self.levels if field_name in level.system), None)
-
     # ---- consent ------------------------------------------------------------------------------------------
     def collected(self, upto: str | None = None) -> frozenset[str]:
         """What consent up to level ``upto`` (default: the highest) lets the application collect and send.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from consentry_server.publish.certificates import Period
 from consentry_server.publish.ledger import REPORTER_CAP
@@ -98,7 +98,6 @@ class ReportFigures:
     features: list[Feature]
     methods: Methods
     unknown_weeks: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def _week_label(start: datetime.date) -> str:
