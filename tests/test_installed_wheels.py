@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from support.wheels import build_wheel
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -34,22 +36,9 @@ SUITE = [
 
 def test_the_installed_wheels_pass_the_core_of_the_suite(tmp_path: Path) -> None:
     wheels, site = tmp_path / "wheels", tmp_path / "site"
+    wheels.mkdir()
     for project in ("client", "server", "examples"):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "--wheel-dir",
-                str(wheels),
-                str(ROOT / project),
-            ],
-            check=True,
-            timeout=300,
-        )
+        build_wheel(project, wheels)
     built = sorted(wheels.glob("*.whl"))
     assert [wheel.name.split("-")[0] for wheel in built] == ["consentry", "consentry_examples", "consentry_server"]
     subprocess.run(

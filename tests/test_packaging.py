@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import email.parser
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+import support.wheels
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
 def build_wheel(project: str, destination: Path) -> zipfile.ZipFile:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--wheel-dir",
-            str(destination),
-            str(ROOT / project),
-        ],
-        check=True,
-        timeout=300,
-    )
-    [wheel] = destination.glob("*.whl")
-    return zipfile.ZipFile(wheel)
+    return zipfile.ZipFile(support.wheels.build_wheel(project, destination))
 
 
 def metadata(wheel: zipfile.ZipFile) -> email.message.Message:
