@@ -22,7 +22,7 @@ from consentry import load_manifest
 from consentry.wire import encode
 from consentry_server.app import create_app
 from consentry_server.config import Settings
-from consentry_server.ingest import limits as ratelimit
+from consentry_server.ingest import limits
 from consentry_server.ingest.addresses import client_address, country_of, parse_networks
 from consentry_server.ingest.limits import MAX_BUCKETS, Rate, RateLimiter
 
@@ -292,10 +292,10 @@ def test_without_the_setting_new_reporters_are_not_limited(clock):
 
 def test_the_reporters_remembered_are_bounded(clock):
     limiter = RateLimiter(Rate(600, 600), Rate(10, 60), new_reporters_per_day=10, today=lambda: clock.day)
-    for number in range(ratelimit.MAX_REMEMBERED_REPORTERS // 10 + 100):
+    for number in range(limits.MAX_REMEMBERED_REPORTERS // 10 + 100):
         for reporter in range(10):
             limiter.check_new_reporter(f"{number:032x}", "napari-like", f"{reporter:032x}")
-    assert limiter._remembered <= ratelimit.MAX_REMEMBERED_REPORTERS
+    assert limiter._remembered <= limits.MAX_REMEMBERED_REPORTERS
     assert sum(len(known) for known in limiter._known.values()) == limiter._remembered
     # The latest source is still limited.
     assert limiter.check_new_reporter(f"{number:032x}", "napari-like", f"{10:032x}") is not None

@@ -10,7 +10,7 @@ Rotating reporter ids escapes the per-reporter limit, and Slicer and OTLP upload
 one source could make hundreds of installs a minute, enough to cross the reporter threshold k of any bucket.
 So each source (by its salted key) may also send reports of at most ``new_reporters_per_day`` reporter ids of an
 application in a UTC day; a reporter it already sent that day is not new again. The reporters are remembered
-by a hash of their id, at most :data:`_MAX_REMEMBERED_REPORTERS` in all (past it, the sources seen longest ago are
+by a hash of their id, at most :data:`MAX_REMEMBERED_REPORTERS` in all (past it, the sources seen longest ago are
 forgotten, which again can only be lenient), and forgotten at the end of the day.
 """
 
@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MAX_BUCKETS", "Rate", "RateLimiter"]
+__all__ = ["MAX_BUCKETS", "MAX_REMEMBERED_REPORTERS", "Rate", "RateLimiter"]
 
 MAX_BUCKETS = 200_000
-_MAX_REMEMBERED_REPORTERS = 1_000_000
+MAX_REMEMBERED_REPORTERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class RateLimiter:
                 return None
             if len(known) >= self._new_per_day:
                 return _seconds_to_midnight()
-            while self._remembered >= _MAX_REMEMBERED_REPORTERS and len(self._known) > 1:
+            while self._remembered >= MAX_REMEMBERED_REPORTERS and len(self._known) > 1:
                 self._remembered -= len(self._known.pop(next(iter(self._known))))
             known.add(mark)
             self._remembered += 1
