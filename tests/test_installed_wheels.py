@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ SUITE = [
     "tests/server/test_http_api.py",
     "tests/e2e/test_end_to_end.py",
 ]
+
+
+def _without_coverage(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without the coverage measurement of the outer run: the installed copies are not the source."""
+    return {key: value for key, value in environ.items() if not key.startswith(("COV_CORE_", "COVERAGE_"))}
 
 
 def test_the_installed_wheels_pass_the_core_of_the_suite(tmp_path: Path) -> None:
@@ -57,7 +63,7 @@ def test_the_installed_wheels_pass_the_core_of_the_suite(tmp_path: Path) -> None
         check=True,
         timeout=300,
     )
-    env = {**os.environ, "PYTHONPATH": str(site), "CONSENTRY_TESTS_INSTALLED": str(site)}
+    env = {**_without_coverage(os.environ), "PYTHONPATH": str(site), "CONSENTRY_TESTS_INSTALLED": str(site)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITE],
         cwd=ROOT,
@@ -72,7 +78,7 @@ def test_the_installed_wheels_pass_the_core_of_the_suite(tmp_path: Path) -> None
 
 
 def test_the_guard_refuses_a_run_against_the_source_tree(tmp_path: Path) -> None:
-    env = {**os.environ, "CONSENTRY_TESTS_INSTALLED": str(tmp_path)}  # nothing installed there
+    env = {**_without_coverage(os.environ), "CONSENTRY_TESTS_INSTALLED": str(tmp_path)}  # nothing installed there
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_public_api.py", "-k", "versions"],
         cwd=ROOT,
