@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -24,7 +25,7 @@ from consentry._local.session import AppSession, purge_files
 from consentry._send.deletion import request_deletion
 from consentry._send.outbox import HistoryEntry, PendingReport, UnreadableReportError
 from consentry._send.reports import reporter_id
-from consentry._send.today import TodayResult, today_reports
+from consentry._send.today import PartialReport, TodayResult, today_reports
 from consentry.cli.discover import UnknownAppError, find_manifest, known_apps, manifest_candidates
 from consentry.cli.failures import CliError, ExitCode
 from consentry.manifest import NONE_LEVEL, ManifestError
@@ -313,57 +314,82 @@ def _url(session: AppSession, report: PendingReport) -> str | None:
     return session.manifest.level(report.level).endpoint if report.level in session.manifest.level_names else None
 
 
-def _cmd_preview(args: argparse.Namespace) -> ExitCode:
-    """Print pending reports byte for byte."""
-    session = _session(args)
-    if args.today:
-        return _preview_today(session, args)
-    _prepare(session)
-    pending = session.outbox.pending()
-    checked: list[tuple[PendingReport, bytes | None, str]] = []
-    for report in pending:
-        try:
-            checked.append((report, session.outbox.check(report, session.manifest.name), ""))
-        except (UnreadableReportError, OSError) as unreadable:
-            checked.append((report, None, str(unreadable)))
+@dataclass(frozen=True)
+class _Shown:
+    """One report as ``preview`` shows it: what it is, where it goes, and its bytes (``None``: unreadable)."""
+
+    report: PendingReport | PartialReport
+    url: str | None
+    status: str
+    data: bytes | None
+    heading: Callable[[int, int], str]  # of the report's number and how many there are
+    note: str
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _show(shown: list[_Shown], args: argparse.Namespace, nothing: str) -> ExitCode:
+    """Print ``shown`` as ``preview`` does: raw bytes, JSON, or each report under its heading."""
     if args.raw:
-        for _, data, _ in checked:
-            if data is not None:
-                sys.stdout.buffer.write(data)
+        for item in shown:
+            if item.data is not None:
+                sys.stdout.buffer.write(item.data)
         sys.stdout.flush()
         return ExitCode.OK
     if args.json:
         _json(
             [
                 {
-                    "name": report.name,
-                    "file": str(report.path),
-                    "day": report.day.isoformat(),
-                    "level": report.level,
-                    "url": _url(session, report),
-                    "approved": report.approved,
-                    "status": _state_of(session, report) if data is not None else "unreadable: not sent",
-                    "report": json.loads(data) if data is not None else None,
-                    "error": problem or None,
+                    "name": item.report.name,
+                    "file": str(item.report.path),
+                    "day": item.report.day.isoformat(),
+                    "level": item.report.level,
+                    "url": item.url,
+                    **item.extra,
+                    "status": item.status,
+                    "report": json.loads(item.data) if item.data is not None else None,
                 }
-                for report, data, problem in checked
+                for item in shown
             ]
         )
         return ExitCode.OK
-    if not pending:
-        _out(f"{session.manifest.name}: nothing is waiting to be sent ({session.decision.reason}).")
+    if not shown:
+        _out(nothing)
         return ExitCode.OK
-    for index, (report, data, problem) in enumerate(checked, 1):
-        _out(f"# report {index} of {len(pending)}: {report.name}, level {report.level}, to {_url(session, report)}")
-        _out(f"# file {report.path}")
-        if data is None:
-            _out(f"# unreadable, will not be sent (it is set aside at the next upload): {problem}")
-            continue
-        _out(f"# {_state_of(session, report)}")
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    for index, item in enumerate(shown, 1):
+        _out(item.heading(index, len(shown)))
+        _out(f"# file {item.report.path}")
+        _out(f"# {item.note}")
+        if item.data is not None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(item.data)
+            sys.stdout.flush()
     return ExitCode.OK
+
+
+def _cmd_preview(args: argparse.Namespace) -> ExitCode:
+    """Print pending reports byte for byte."""
+    session = _session(args)
+    if args.today:
+        return _preview_today(session, args)
+    _prepare(session)
+    shown = []
+    for report in session.outbox.pending():
+        about = f"{report.name}, level {report.level}, to {_url(session, report)}"
+
+        def heading(index: int, count: int, about: str = about) -> str:
+            return f"# report {index} of {count}: {about}"
+
+        try:
+            data: bytes | None = session.outbox.check(report, session.manifest.name)
+        except (UnreadableReportError, OSError) as unreadable:
+            note = f"unreadable, will not be sent (it is set aside at the next upload): {unreadable}"
+            extra: dict[str, object] = {"approved": report.approved, "error": str(unreadable)}
+            shown.append(_Shown(report, _url(session, report), "unreadable: not sent", None, heading, note, extra))
+            continue
+        status = _state_of(session, report)
+        extra = {"approved": report.approved, "error": None}
+        shown.append(_Shown(report, _url(session, report), status, data, heading, status, extra))
+    return _show(shown, args, f"{session.manifest.name}: nothing is waiting to be sent ({session.decision.reason}).")
 
 
 def _upload(session: AppSession, *, as_json: bool) -> ExitCode:
@@ -439,42 +465,18 @@ def _preview_today(session: AppSession, args: argparse.Namespace) -> ExitCode:
     """``consentry preview APP --today``: today's partial reports, byte for byte."""
     result = _today(session, send=False)
     as_of = result.as_of.strftime("%H:%M UTC")
-    if args.raw:
-        for report in result.reports:
-            sys.stdout.buffer.write(report.data)
-        sys.stdout.flush()
-        return ExitCode.OK
-    if args.json:
-        _json(
-            [
-                {
-                    "name": report.name,
-                    "file": str(report.path),
-                    "day": report.day.isoformat(),
-                    "level": report.level,
-                    "url": session.manifest.level(report.level).endpoint,
-                    "partial": True,
-                    "as_of": result.as_of.isoformat(),
-                    "status": _today_state(session, report.epoch),
-                    "report": json.loads(report.data),
-                }
-                for report in result.reports
-            ]
-        )
-        return ExitCode.OK
-    if not result.reports:
-        _out(_nothing_today(session))
-        return ExitCode.OK
-    count = len(result.reports)
-    for index, report in enumerate(result.reports, 1):
+    shown = []
+    for report in result.reports:
         url = session.manifest.level(report.level).endpoint
-        _out(f"# PARTIAL report {index} of {count}: {report.name} as of {as_of}, level {report.level}, to {url}")
-        _out(f"# file {report.path}")
-        _out(f"# {_PARTIAL_NOTE}; {_today_state(session, report.epoch)}")
-        sys.stdout.flush()
-        sys.stdout.buffer.write(report.data)
-        sys.stdout.flush()
-    return ExitCode.OK
+        about = f"{report.name} as of {as_of}, level {report.level}, to {url}"
+
+        def heading(index: int, count: int, about: str = about) -> str:
+            return f"# PARTIAL report {index} of {count}: {about}"
+
+        status = _today_state(session, report.epoch)
+        extra: dict[str, object] = {"partial": True, "as_of": result.as_of.isoformat()}
+        shown.append(_Shown(report, url, status, report.data, heading, f"{_PARTIAL_NOTE}; {status}", extra))
+    return _show(shown, args, _nothing_today(session))
 
 
 def _today_state(session: AppSession, epoch: str | None) -> str:
