@@ -30,20 +30,18 @@ import pytest
 from consentry.manifest import load_any_manifest
 from consentry.wire import Plugin, Report, encode
 from consentry_server.storage import PublicStore
+from support.chromium import CHROMIUM
 from support.e2e import NO_RATE_LIMITS
 from support.paths import EXAMPLES, NAPARI, ROOT
 from support.processes import script, stop
 from support.processes import start as start_process
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # the page tests need Playwright
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: Where the screenshot goes, beside the dashboard's (git-ignored).
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
 K = 5
 APP = "napari-like"
 PLUGIN = "napari-blobs"
@@ -190,16 +188,6 @@ class Page:
         )
         assert len(pairs) == len(dict(pairs)), "a figure is shown twice under one name"
         return dict(pairs)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(chromium: object, path: Path) -> Iterator[Page]:
