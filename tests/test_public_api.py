@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,23 @@ def test_the_module_walk_sees_what_pkgutil_sees() -> None:
 
     walked = {info.name for info in pkgutil.walk_packages(consentry.__path__, "consentry.")}
     assert walked <= {module for module, _ in modules("consentry")}
+
+
+def string_constants(path: Path) -> set[str]:
+    return {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_only_paths_py_spells_a_file_name_of_the_clients_home() -> None:
+    paths = SOURCES["consentry"] / "consentry" / "_local" / "paths.py"
+    names = {text for text in string_constants(paths) if re.fullmatch(r"[a-z_]+\.[a-z0-9]+", text)}
+    assert {"consent.json", "state.json", "store.sqlite3", "history.jsonl", "startup.cache", "policy.json"} <= names
+    spelled = {
+        f"{path.relative_to(ROOT)}: {sorted(found)}"
+        for _, path in modules("consentry")
+        if path != paths and (found := names & string_constants(path))
+    }
+    assert spelled == set()
